@@ -1,0 +1,46 @@
+//! Gzips the text files of `web/` at build time into `$OUT_DIR/gz`, which
+//! `src/assets.rs` embeds beside the originals: phones get compressed pages, and the
+//! binary carries no compressor and spends no time compressing.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use flate2::{write::GzEncoder, Compression};
+
+const COMPRESSIBLE: &[&str] = &["html", "js", "css", "svg", "json", "webmanifest", "txt"];
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gz");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create $OUT_DIR/gz");
+    println!("cargo:rerun-if-changed=web");
+    walk(Path::new("web"), Path::new(""), &out);
+}
+
+fn walk(dir: &Path, rel: &Path, out: &Path) {
+    let mut entries: Vec<_> = fs::read_dir(dir).expect("read web/").flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let rel = rel.join(entry.file_name());
+        if path.is_dir() {
+            walk(&path, &rel, out);
+            continue;
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !COMPRESSIBLE.contains(&ext) {
+            continue;
+        }
+        let raw = fs::read(&path).expect("read a web/ file");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&raw).expect("gzip in memory");
+        let gz = gz.finish().expect("gzip in memory");
+        // Only worth sending when it saves something.
+        if gz.len() < raw.len() {
+            let target = out.join(&rel);
+            fs::create_dir_all(target.parent().expect("a file has a parent")).expect("mkdir");
+            fs::write(target, gz).expect("write gz");
+        }
+    }
+}

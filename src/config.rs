@@ -1,0 +1,444 @@
+//! Settings: [`Config`] with its defaults, and the command line and environment that
+//! fill it. Every flag has an environment variable (`LANCHAT_<NAME>`); a flag wins
+//! over its variable. One table, [`FLAGS`], drives parsing and `--help` alike, so
+//! the help can never drift from what is parsed.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen. All interfaces by default: the phones are on the LAN.
+    pub listen: SocketAddr,
+    /// Messages kept for replay to clients that reconnect. At ~300 bytes a message,
+    /// 1,000 cost well under a MiB.
+    pub history: usize,
+    /// Messages a new client sees first: enough to follow the conversation.
+    pub backlog: usize,
+    /// Frames a subscriber may have queued before it is dropped; it reconnects and
+    /// catches up from history, so this bounds memory, not delivery.
+    pub queue: usize,
+    /// Interval between heartbeat comments: home routers drop idle TCP connections
+    /// after a minute or two, and a write is how a dead client is found.
+    pub heartbeat: Duration,
+    /// The reconnection delay sent to browsers in `retry:`.
+    pub retry: Duration,
+    /// Open connections allowed at once; past it, requests get `503` (streams a
+    /// `retry:`). Each open stream costs a file descriptor and a few KiB.
+    pub max_connections: usize,
+    /// Largest request body: a 2,000-character message with a name, URL-encoded, is
+    /// well under it.
+    pub max_body: usize,
+    /// Time allowed for a whole request head once its first byte has arrived.
+    pub head_timeout: Duration,
+    /// Time allowed for a request body.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// How long one write to a stream may make no progress before the client is
+    /// taken for gone.
+    pub write_timeout: Duration,
+    /// Executor threads; the writing of streams spreads over them.
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            history: 1_000,
+            backlog: 100,
+            queue: 256,
+            heartbeat: Duration::from_secs(15),
+            retry: Duration::from_millis(2_000),
+            max_connections: 10_000,
+            max_body: 16 * 1024,
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Settings of the binary itself, beside the server's [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// No start-up banner.
+    pub quiet: bool,
+    /// Which log lines are printed.
+    pub log_level: crate::log::Level,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// Run the server.
+    Run(Box<Config>, Output),
+    /// Print the help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// A flag: its name, what it sets and how it reads its value.
+pub struct Flag {
+    /// The long name, without `--`.
+    pub name: &'static str,
+    /// Placeholder for the value in `--help`; empty for a switch.
+    pub value: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+    set: fn(&mut Config, &mut Output, &str) -> Result<(), String>,
+    default: fn(&Config, &Output) -> String,
+}
+
+/// Every flag, in `--help` order.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        name: "listen",
+        value: "ADDR:PORT",
+        help: "address and port to listen on",
+        set: |c, _, v| {
+            c.listen = v
+                .parse()
+                .map_err(|_| format!("'{v}' is not an address and port such as 0.0.0.0:3000"))?;
+            Ok(())
+        },
+        default: |c, _| c.listen.to_string(),
+    },
+    Flag {
+        name: "history",
+        value: "N",
+        help: "messages kept for clients that reconnect",
+        set: |c, _, v| number(v, 0, 1_000_000).map(|n| c.history = n),
+        default: |c, _| c.history.to_string(),
+    },
+    Flag {
+        name: "backlog",
+        value: "N",
+        help: "recent messages a newly opened page is shown",
+        set: |c, _, v| number(v, 0, 1_000_000).map(|n| c.backlog = n),
+        default: |c, _| c.backlog.to_string(),
+    },
+    Flag {
+        name: "queue",
+        value: "N",
+        help: "events queued for a slow client before it is made to reconnect",
+        set: |c, _, v| number(v, 1, 1_000_000).map(|n| c.queue = n),
+        default: |c, _| c.queue.to_string(),
+    },
+    Flag {
+        name: "heartbeat",
+        value: "TIME",
+        help: "interval between keep-alive comments on every stream",
+        set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.heartbeat = d),
+        default: |c, _| show_duration(c.heartbeat),
+    },
+    Flag {
+        name: "retry",
+        value: "TIME",
+        help: "how long browsers wait before they reconnect",
+        set: |c, _, v| duration(v, Duration::ZERO).map(|d| c.retry = d),
+        default: |c, _| show_duration(c.retry),
+    },
+    Flag {
+        name: "max-connections",
+        value: "N",
+        help: "open connections allowed at once (503 past it)",
+        set: |c, _, v| number(v, 1, 10_000_000).map(|n| c.max_connections = n),
+        default: |c, _| c.max_connections.to_string(),
+    },
+    Flag {
+        name: "max-body",
+        value: "BYTES",
+        help: "largest request body accepted (413 past it)",
+        set: |c, _, v| number(v, 64, 1 << 30).map(|n| c.max_body = n),
+        default: |c, _| c.max_body.to_string(),
+    },
+    Flag {
+        name: "head-timeout",
+        value: "TIME",
+        help: "time allowed for a request head",
+        set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.head_timeout = d),
+        default: |c, _| show_duration(c.head_timeout),
+    },
+    Flag {
+        name: "body-timeout",
+        value: "TIME",
+        help: "time allowed for a request body (408 past it)",
+        set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.body_timeout = d),
+        default: |c, _| show_duration(c.body_timeout),
+    },
+    Flag {
+        name: "idle-timeout",
+        value: "TIME",
+        help: "how long an idle keep-alive connection is kept",
+        set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.idle_timeout = d),
+        default: |c, _| show_duration(c.idle_timeout),
+    },
+    Flag {
+        name: "write-timeout",
+        value: "TIME",
+        help: "how long a stream write may stall before the client is dropped",
+        set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.write_timeout = d),
+        default: |c, _| show_duration(c.write_timeout),
+    },
+    Flag {
+        name: "threads",
+        value: "N",
+        help: "executor threads (default: the number of cores)",
+        set: |c, _, v| number(v, 1, 256).map(|n| c.threads = n),
+        default: |c, _| c.threads.to_string(),
+    },
+    Flag {
+        name: "log-level",
+        value: "LEVEL",
+        help: "error, warn, info or debug",
+        set: |_, o, v| {
+            o.log_level = v
+                .parse()
+                .map_err(|_| format!("'{v}' is not one of error, warn, info, debug"))?;
+            Ok(())
+        },
+        default: |_, o| o.log_level.to_string(),
+    },
+    Flag {
+        name: "quiet",
+        value: "",
+        help: "no start-up banner",
+        set: |_, o, v| boolean(v).map(|b| o.quiet = b),
+        default: |_, o| o.quiet.to_string(),
+    },
+];
+
+impl Flag {
+    fn env(&self) -> String {
+        format!("LANCHAT_{}", self.name.to_uppercase().replace('-', "_"))
+    }
+}
+
+/// Reads the command line (without the program name) and the environment.
+/// The error is one line that says what to fix.
+pub fn parse<I, E>(args: I, env: E) -> Result<Action, String>
+where
+    I: IntoIterator<Item = String>,
+    E: Fn(&str) -> Option<String>,
+{
+    let mut config = Config::default();
+    let mut output = Output {
+        quiet: false,
+        log_level: crate::log::Level::Info,
+    };
+    for flag in FLAGS {
+        let var = flag.env();
+        if let Some(value) = env(&var) {
+            (flag.set)(&mut config, &mut output, &value).map_err(|e| format!("{var}: {e}"))?;
+        }
+    }
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Action::Help),
+            "-V" | "--version" => return Ok(Action::Version),
+            _ => {}
+        }
+        let Some(long) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument '{arg}' (see --help)"));
+        };
+        let (name, inline) = match long.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (long, None),
+        };
+        let flag = FLAGS
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("unknown flag '--{name}' (see --help)"))?;
+        let value = match (inline, flag.value.is_empty()) {
+            (Some(v), _) => v,
+            (None, true) => "true".to_string(),
+            (None, false) => args
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value ({})", flag.value))?,
+        };
+        (flag.set)(&mut config, &mut output, &value).map_err(|e| format!("--{name}: {e}"))?;
+    }
+    if config.backlog > config.history {
+        config.backlog = config.history;
+    }
+    Ok(Action::Run(Box::new(config), output))
+}
+
+/// The text of `--help`, with every default and variable.
+pub fn help() -> String {
+    let config = Config::default();
+    let output = Output {
+        quiet: false,
+        log_level: crate::log::Level::Info,
+    };
+    let mut out = format!(
+        "lanchat {}: a chat for the phones on your network\n\n\
+         Usage: lanchat [FLAGS]\n\n\
+         Every flag can also be set by the environment variable shown.\n\
+         TIME is a number with ms, s or m (a bare number is seconds).\n\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for flag in FLAGS {
+        let left = if flag.value.is_empty() {
+            format!("--{}", flag.name)
+        } else {
+            format!("--{} {}", flag.name, flag.value)
+        };
+        let _ = writeln!(out, "  {left:<26} {}", flag.help);
+        let _ = writeln!(
+            out,
+            "  {:<26} [default: {}] [env: {}]",
+            "",
+            (flag.default)(&config, &output),
+            flag.env()
+        );
+    }
+    out.push_str(
+        "  -h, --help                 this help\n  -V, --version              the version\n",
+    );
+    out
+}
+
+fn number(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = v
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{v}' is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range ({min} to {max})"));
+    }
+    Ok(n)
+}
+
+fn duration(v: &str, min: Duration) -> Result<Duration, String> {
+    let v = v.trim();
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{v}' is not a time such as 500ms, 15s or 2m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("'{v}' is not a time such as 500ms, 15s or 2m")),
+    };
+    if d < min || d > Duration::from_secs(24 * 3600) {
+        return Err(format!(
+            "'{v}' is out of range ({} to 24h)",
+            show_duration(min)
+        ));
+    }
+    Ok(d)
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.is_zero() {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("'{v}' is not true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<(Config, Output), String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let action = parse(args.iter().map(|s| s.to_string()), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })?;
+        match action {
+            Action::Run(c, o) => Ok((*c, o)),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let (c, o) = run(&[], &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!((c.history, c.backlog, c.queue), (1000, 100, 256));
+        assert_eq!(c.heartbeat, Duration::from_secs(15));
+        assert_eq!(c.retry, Duration::from_millis(2000));
+        assert_eq!((c.max_connections, c.max_body), (10_000, 16 * 1024));
+        assert!(!o.quiet);
+    }
+
+    #[test]
+    fn flags_in_both_forms_and_switches() {
+        let (c, o) = run(
+            &["--listen", "127.0.0.1:8080", "--heartbeat=500ms", "--quiet"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.heartbeat, Duration::from_millis(500));
+        assert!(o.quiet);
+    }
+
+    #[test]
+    fn environment_fills_in_and_flags_win() {
+        let env = [("LANCHAT_LISTEN", "127.0.0.1:1"), ("LANCHAT_HISTORY", "50")];
+        let (c, _) = run(&[], &env).unwrap();
+        assert_eq!((c.listen.port(), c.history), (1, 50));
+        let (c, _) = run(&["--listen", "127.0.0.1:2"], &env).unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn errors_say_what_to_fix() {
+        let e = run(&["--listen", "nope"], &[]).unwrap_err();
+        assert!(e.starts_with("--listen: 'nope' is not an address"), "{e}");
+        let e = run(&["--history"], &[]).unwrap_err();
+        assert_eq!(e, "--history needs a value (N)");
+        let e = run(&["--bogus"], &[]).unwrap_err();
+        assert_eq!(e, "unknown flag '--bogus' (see --help)");
+        let e = run(&[], &[("LANCHAT_HEARTBEAT", "soon")]).unwrap_err();
+        assert!(
+            e.starts_with("LANCHAT_HEARTBEAT: 'soon' is not a time"),
+            "{e}"
+        );
+        let e = run(&["--queue", "0"], &[]).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(duration("2m", Duration::ZERO), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("15", Duration::ZERO), Ok(Duration::from_secs(15)));
+        assert!(duration("5h", Duration::ZERO).is_err());
+        assert!(duration("5ms", Duration::from_millis(10)).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_flag_default_and_variable() {
+        let text = help();
+        for flag in FLAGS {
+            assert!(text.contains(&format!("--{}", flag.name)));
+            assert!(text.contains(&flag.env()));
+        }
+        assert!(text.contains("[default: 0.0.0.0:3000] [env: LANCHAT_LISTEN]"));
+    }
+}

@@ -1,0 +1,335 @@
+//! One connection: its keep-alive loop, built on async-h1's public `decode` and
+//! `Encoder` rather than `async_h1::accept`, and the writer of an `/events` stream.
+//!
+//! Why not `accept`: it closes without a response on any head it cannot parse and on
+//! a handler error, holds a slow head for a fixed 60 s, and keeps an 8 KiB copy
+//! buffer for the whole life of a streamed response. Here:
+//! - the connection waits for the first byte of a request for `idle_timeout`, then
+//!   for the whole head for `head_timeout`; a head that cannot be parsed gets a `400`
+//!   (`431` when too large, `505` for HTTP/1.0) and a close;
+//! - `decode` is boxed, so its 4 KiB of header slots live only while a head is read;
+//! - an `/events` stream is written by this module straight from the subscriber
+//!   queue: every frame queued at that moment goes out in one vectored write, and a
+//!   read on the socket notices at once when the client goes away.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::future::poll_fn;
+use futures_lite::io::AsyncWrite as _;
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+use http_types::{Method, Response, StatusCode};
+use smol::net::TcpStream;
+use smol::Timer;
+
+use crate::registry::Subscription;
+use crate::routes::{self, Reply};
+use crate::server::Shared;
+use crate::sse::{self, Frame};
+
+/// Frames written in one `writev`: enough to coalesce a burst, few enough that the
+/// `IoSlice` array lives on the stack of one poll.
+const MAX_BATCH: usize = 64;
+
+/// A request body left unread by its handler is read and thrown away up to this
+/// size, so the connection can be reused; past it, the connection is closed.
+const MAX_DISCARD: u64 = 64 * 1024;
+
+/// The head of every `/events` response. No `Content-Length`: chunked, open-ended.
+const EVENTS_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+content-type: text/event-stream\r\n\
+cache-control: no-cache\r\n\
+x-accel-buffering: no\r\n\
+transfer-encoding: chunked\r\n\r\n";
+
+/// Serves one connection until the client closes, a deadline passes, or shutdown.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    // Small frames must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    loop {
+        match next_request(&stream, &shared).await {
+            Next::Request(req, body) => {
+                let method = req.method();
+                let client_closes = header_is(&req, "connection", "close");
+                match routes::handle(*req, &shared).await {
+                    Reply::Response(res) => {
+                        let res = *res;
+                        let closes = client_closes || res_header_is(&res, "connection", "close");
+                        if write_response(&stream, res, method, closes, &shared)
+                            .await
+                            .is_err()
+                            || closes
+                            || !discard_body(body, &shared).await
+                        {
+                            return;
+                        }
+                    }
+                    Reply::Events(sub) => return stream_events(stream, sub, &shared).await,
+                    Reply::ComeBackLater => return come_back_later(stream, &shared).await,
+                }
+            }
+            Next::Refuse(status, reason) => {
+                let mut res = Response::new(status);
+                res.insert_header("content-type", "text/plain; charset=utf-8");
+                res.set_body(format!(
+                    "{} {}: {reason}\n",
+                    u16::from(status),
+                    status.canonical_reason()
+                ));
+                let _ = write_response(&stream, res, Method::Get, true, &shared).await;
+                return;
+            }
+            Next::Close => return,
+        }
+    }
+}
+
+/// Answers one request on a connection over the cap, then closes it: `503` for a
+/// request, a `retry:` for a stream.
+pub async fn refuse(stream: TcpStream, shared: Arc<Shared>) {
+    if let Next::Request(req, _) = next_request(&stream, &shared).await {
+        if req.url().path() == "/events" {
+            return come_back_later(stream, &shared).await;
+        }
+        let res = routes::Error::Unavailable.into_response();
+        let _ = write_response(&stream, res, req.method(), true, &shared).await;
+    }
+}
+
+/// What is left of a request body after its head; async-h1 does not name its type.
+type Body = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
+
+enum Next {
+    Request(Box<http_types::Request>, Body),
+    Refuse(StatusCode, &'static str),
+    Close,
+}
+
+async fn next_request(stream: &TcpStream, shared: &Shared) -> Next {
+    // Idle: wait for a first byte, so a keep-alive connection may rest longer than a
+    // head may take to arrive.
+    let mut probe = [0u8; 1];
+    let first = async { matches!(stream.peek(&mut probe).await, Ok(n) if n > 0) }
+        .or(async {
+            Timer::after(shared.config.idle_timeout).await;
+            false
+        })
+        .or(async {
+            let _ = shared.stop.recv().await;
+            false
+        })
+        .await;
+    if !first {
+        return Next::Close;
+    }
+    let decode = Box::pin(async_h1::server::decode(stream.clone()));
+    let deadline = async {
+        Timer::after(shared.config.head_timeout).await;
+        Ok(None)
+    };
+    match decode.or(deadline).await {
+        Ok(Some((req, body))) => Next::Request(Box::new(req), Box::new(body)),
+        Ok(None) => Next::Close,
+        Err(e) => classify(&e),
+    }
+}
+
+/// Maps what `decode` could not parse to a status; a failed read is no one to answer.
+fn classify(e: &http_types::Error) -> Next {
+    if e.downcast_ref::<io::Error>().is_some() {
+        return Next::Close;
+    }
+    let text = e.to_string();
+    if text.contains("8kb") || text.contains("too many headers") {
+        Next::Refuse(
+            StatusCode::RequestHeaderFieldsTooLarge,
+            "the request head is too large",
+        )
+    } else if text.contains("Unsupported HTTP version") {
+        Next::Refuse(
+            StatusCode::HttpVersionNotSupported,
+            "only HTTP/1.1 is supported",
+        )
+    } else {
+        Next::Refuse(StatusCode::BadRequest, "the request could not be parsed")
+    }
+}
+
+async fn write_response(
+    stream: &TcpStream,
+    mut res: Response,
+    method: Method,
+    closes: bool,
+    shared: &Shared,
+) -> io::Result<()> {
+    if closes {
+        res.insert_header("connection", "close");
+    }
+    // Bodies here are small and in memory: encode all of it, then one write.
+    let mut bytes = Vec::new();
+    async_h1::server::Encoder::new(res, method)
+        .read_to_end(&mut bytes)
+        .await?;
+    let mut stream = stream.clone();
+    with_deadline(stream.write_all(&bytes), shared.config.write_timeout).await
+}
+
+/// Reads what the handler left of the body; `false` when the connection cannot be
+/// reused (too much left, too slow, or broken).
+async fn discard_body(body: Body, shared: &Shared) -> bool {
+    let mut rest = body.take(MAX_DISCARD + 1);
+    let drained = futures_lite::io::copy(&mut rest, futures_lite::io::sink());
+    matches!(
+        with_deadline(drained, shared.config.body_timeout).await,
+        Ok(n) if n <= MAX_DISCARD
+    )
+}
+
+async fn come_back_later(stream: TcpStream, shared: &Shared) {
+    // Ten times the usual delay: the server is full or stopping.
+    let retry = sse::chunk(&sse::retry(shared.config.retry.as_millis() as u64 * 10));
+    let frames = [
+        Frame::from(EVENTS_HEAD),
+        retry,
+        Frame::from(sse::LAST_CHUNK),
+    ];
+    let mut stream = stream;
+    let _ = with_deadline(
+        write_frames(&mut stream, &frames),
+        shared.config.write_timeout,
+    )
+    .await;
+}
+
+/// Writes an event stream until the client leaves, its queue is closed by the
+/// registry (dropped for being too slow, or shutdown), or a write stalls.
+async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared) {
+    let deadline = shared.config.write_timeout;
+    let opening = [Frame::from(EVENTS_HEAD), shared.opening.clone()];
+    if with_deadline(write_frames(&mut stream, &opening), deadline)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    for batch in sub.replay.chunks(MAX_BATCH) {
+        if with_deadline(write_frames(&mut stream, batch), deadline)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let mut watch = stream.clone();
+    while let Some(first) = next_frame(&sub, &mut watch).await {
+        let written = if sub.frames.is_empty() {
+            // The usual case, one event: one write, no allocation.
+            with_deadline(
+                write_frames(&mut stream, std::slice::from_ref(&first)),
+                deadline,
+            )
+            .await
+        } else {
+            let mut batch = Vec::with_capacity((sub.frames.len() + 1).min(MAX_BATCH));
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match sub.frames.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
+            with_deadline(write_frames(&mut stream, &batch), deadline).await
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+    if sub.frames.is_closed() {
+        // Ended by the registry: end the response properly so the browser reconnects.
+        let _ = with_deadline(stream.write_all(sse::LAST_CHUNK), deadline).await;
+    }
+}
+
+/// The next frame, or `None` when the queue is closed and empty or the client has
+/// gone. The read exists only to notice end-of-file: without it, a client that left
+/// is found only at the second write after it went.
+async fn next_frame(sub: &Subscription, socket: &mut TcpStream) -> Option<Frame> {
+    let mut byte = [0u8; 1];
+    loop {
+        let frame = async { Some(sub.frames.recv().await.ok()) };
+        let read = async {
+            match socket.read(&mut byte).await {
+                Ok(0) | Err(_) => Some(None),
+                // A client has nothing to say on a stream; ignore what it sends.
+                Ok(_) => None,
+            }
+        };
+        if let Some(next) = frame.or(read).await {
+            return next;
+        }
+    }
+}
+
+/// Writes whole frames, as few `writev` calls as the kernel allows.
+async fn write_frames(stream: &mut TcpStream, frames: &[Frame]) -> io::Result<()> {
+    let mut written = 0;
+    poll_fn(|cx| poll_write_frames(Pin::new(&mut *stream), cx, frames, &mut written)).await
+}
+
+fn poll_write_frames(
+    mut stream: Pin<&mut TcpStream>,
+    cx: &mut Context<'_>,
+    frames: &[Frame],
+    written: &mut usize,
+) -> Poll<io::Result<()>> {
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+        let mut count = 0;
+        let mut skip = *written;
+        for frame in frames {
+            if skip >= frame.len() {
+                skip -= frame.len();
+                continue;
+            }
+            slices[count] = IoSlice::new(&frame[skip..]);
+            skip = 0;
+            count += 1;
+            if count == MAX_BATCH {
+                break;
+            }
+        }
+        if count == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        match stream.as_mut().poll_write_vectored(cx, &slices[..count]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => *written += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+async fn with_deadline<T>(
+    work: impl std::future::Future<Output = io::Result<T>>,
+    limit: Duration,
+) -> io::Result<T> {
+    work.or(async {
+        Timer::after(limit).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await
+}
+
+fn header_is(req: &http_types::Request, name: &str, value: &str) -> bool {
+    req.header(name)
+        .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case(value)))
+}
+
+fn res_header_is(res: &Response, name: &str, value: &str) -> bool {
+    res.header(name)
+        .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case(value)))
+}

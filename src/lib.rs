@@ -1,0 +1,83 @@
+//! lanchat: a chat server for the phones on a LAN, in one static binary.
+//! Server-Sent Events carry messages to the browsers; plain HTTP POSTs carry them in.
+//!
+//! # Where things live
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
+//! | [`server`] | the accept loop, the connection cap, shutdown |
+//! | [`conn`] | one connection's keep-alive loop on async-h1's `decode`/`Encoder`; the `/events` writer |
+//! | [`routes`] | method + path to handler; the one place errors become statuses |
+//! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
+//! | [`sse`] | the SSE wire format and chunk framing |
+//! | [`message`] | the message model, form decoding, validation, JSON |
+//! | [`assets`] | the files of `web/`, embedded, with ETags and gzip |
+//! | [`net`] | the LAN addresses the start-up banner shows |
+//! | [`log`] | log lines for `journalctl` |
+//!
+//! # Data flow (one way)
+//!
+//! ```text
+//! phone --POST /message--> conn --> routes --> message::Draft --Publish--> registry
+//! phone --GET /events----> conn --> routes --Join(last id)--------------> registry
+//!                            <-- Subscription (replay + a queue of Frames) --'
+//! registry --one encoded Frame (Arc<[u8]>), try_send--> every subscriber queue
+//! queue --> conn's stream writer --> socket (all queued frames in one writev)
+//! stream ends --> Subscription dropped --Leave--> registry
+//! ```
+//!
+//! Channels form an acyclic graph: connections hold senders to the registry, the
+//! registry holds senders to the subscriber queues; nothing sends back up.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub mod assets;
+pub mod config;
+pub mod conn;
+pub mod log;
+pub mod message;
+pub mod net;
+pub mod registry;
+pub mod routes;
+pub mod server;
+pub mod sse;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+pub use config::Config;
+
+/// Serves `listener` with `config` until `shutdown` completes, on
+/// `config.threads` threads (this one included). Returns after every stream has been
+/// ended (or given up on after [`server::SHUTDOWN_GRACE`]).
+pub fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = smol::net::TcpListener::try_from(listener)?;
+    let ex = Arc::new(smol::Executor::new());
+    let threads = config.threads.max(1);
+    // Closed when the server is done, which releases the helper threads.
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    std::thread::scope(|scope| {
+        for i in 1..threads {
+            let ex = ex.clone();
+            let done = done_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("lanchat-{i}"))
+                .spawn_scoped(scope, move || {
+                    smol::block_on(ex.run(async {
+                        let _ = done.recv().await;
+                    }))
+                })?;
+        }
+        let result = smol::block_on(ex.run(server::serve(ex.clone(), listener, config, shutdown)));
+        drop(done_tx);
+        result
+    })
+}

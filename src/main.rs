@@ -1,0 +1,98 @@
+//! The `lanchat` binary: flags and environment into a `Config`, the listening
+//! socket, signals, the start-up banner, then `lanchat::run`.
+//!
+//! Exit codes: 0 after a clean stop, 1 when the server cannot start or fails, 2 for
+//! a command line that needs fixing.
+
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use futures_lite::StreamExt as _;
+use lanchat::config::{self, Action};
+use lanchat::{error, info, net};
+
+fn main() -> ExitCode {
+    let action = match config::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(action) => action,
+        Err(e) => {
+            eprintln!("lanchat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (config, output) = match action {
+        Action::Help => {
+            print!("{}", config::help());
+            return ExitCode::SUCCESS;
+        }
+        Action::Version => {
+            println!("lanchat {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Action::Run(config, output) => (*config, output),
+    };
+    lanchat::log::set_level(output.log_level);
+
+    let listener = match std::net::TcpListener::bind(config.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(config.listen);
+    let signals =
+        match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot watch for signals: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    let shutdown = async move {
+        let mut signals = signals;
+        if let Some(Ok(signal)) = signals.next().await {
+            info!("received {signal:?}; stopping");
+        }
+    };
+
+    if !output.quiet {
+        banner(local);
+    }
+    info!(
+        "lanchat {} listening on {local} ({} threads)",
+        env!("CARGO_PKG_VERSION"),
+        config.threads
+    );
+    match lanchat::run(listener, config, shutdown) {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The lines a person reads at start: where to point a phone.
+fn banner(local: std::net::SocketAddr) {
+    let urls = net::urls(local, &net::lan_ipv4(), net::hostname().as_deref());
+    let mut out = format!("lanchat {}\n", env!("CARGO_PKG_VERSION"));
+    out.push_str("Open on a phone on this network:\n");
+    for url in &urls {
+        out.push_str(&format!("  {url}\n"));
+    }
+    // A QR code only helps a person at a terminal, and only for an address a phone
+    // can reach.
+    if let Some(first) = urls.first().filter(|u| !net::is_loopback_url(u)) {
+        if std::io::stdout().is_terminal() {
+            for line in net::qr_lines(first) {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    print!("{out}");
+}

@@ -1,0 +1,242 @@
+//! The chat message: what a client may post ([`Draft`], decoded from a form body and
+//! validated here) and what everyone receives ([`Message`], stored and sent as JSON).
+//!
+//! Invariant: a `Draft` that exists is valid. Text is non-blank, at most
+//! [`MAX_TEXT_CHARS`] characters and free of control characters other than tab and
+//! line breaks; a name is one line of at most [`MAX_NAME_CHARS`]. Line breaks in the
+//! text are normalised to LF, so every client sees the same text.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest message text, in characters: a chat line, not a document.
+pub const MAX_TEXT_CHARS: usize = 2_000;
+/// Longest nickname, in characters: it must fit beside a message on a phone.
+pub const MAX_NAME_CHARS: usize = 40;
+/// The name shown when a poster gives none.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// A message as stored in history and sent to every client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// `<epoch>-<n>`: the SSE event id; `n` increases by one per message.
+    pub id: String,
+    /// The poster's nickname.
+    pub name: String,
+    /// The text, line breaks as LF.
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub time: u64,
+}
+
+impl Message {
+    /// The message as JSON, the `data:` of its event and the body of a `201`.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A valid message that has not been given an id yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The nickname, or [`ANONYMOUS`].
+    pub name: String,
+    /// The text, with LF line breaks.
+    pub text: String,
+}
+
+/// Why a posted body is not a message; each reads as the reason in a `400`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// The body is not valid `application/x-www-form-urlencoded` UTF-8.
+    NotUtf8,
+    /// No `message` field, or only white space.
+    Empty,
+    /// More than [`MAX_TEXT_CHARS`].
+    TooLong,
+    /// More than [`MAX_NAME_CHARS`].
+    NameTooLong,
+    /// A control character (other than tab or a line break in the text).
+    ControlCharacter,
+}
+
+impl Invalid {
+    /// A short reason for the person who sent it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Invalid::NotUtf8 => "the form data is not valid UTF-8",
+            Invalid::Empty => "the message is empty",
+            Invalid::TooLong => "the message is longer than 2000 characters",
+            Invalid::NameTooLong => "the name is longer than 40 characters",
+            Invalid::ControlCharacter => "the message contains a control character",
+        }
+    }
+}
+
+impl Draft {
+    /// Decodes and validates an `application/x-www-form-urlencoded` body with a
+    /// `message` field and an optional `name` field. Unknown fields are ignored;
+    /// of repeated fields the first counts.
+    pub fn from_form(body: &[u8]) -> Result<Draft, Invalid> {
+        let mut text = None;
+        let mut name = None;
+        for pair in body.split(|&b| b == b'&') {
+            let mut parts = pair.splitn(2, |&b| b == b'=');
+            let key = decode_component(parts.next().unwrap_or_default())?;
+            let value = parts.next().unwrap_or_default();
+            let slot = match key.as_str() {
+                "message" => &mut text,
+                "name" => &mut name,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(decode_component(value)?);
+            }
+        }
+        Draft::new(name.as_deref().unwrap_or(""), text.as_deref().unwrap_or(""))
+    }
+
+    /// Validates a name and a text.
+    pub fn new(name: &str, text: &str) -> Result<Draft, Invalid> {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        if text.trim().is_empty() {
+            return Err(Invalid::Empty);
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(Invalid::TooLong);
+        }
+        if text
+            .chars()
+            .any(|c| c != '\n' && c != '\t' && c.is_control())
+        {
+            return Err(Invalid::ControlCharacter);
+        }
+        let name = name.trim();
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Invalid::NameTooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid::ControlCharacter);
+        }
+        let name = if name.is_empty() { ANONYMOUS } else { name };
+        Ok(Draft {
+            name: name.to_string(),
+            text,
+        })
+    }
+}
+
+/// Decodes one form component: `+` is a space, `%XX` a byte; the bytes must be UTF-8.
+/// Hand-written rather than `form_urlencoded::parse`, which replaces invalid UTF-8
+/// silently where a `400` is owed.
+fn decode_component(raw: &[u8]) -> Result<String, Invalid> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Invalid::NotUtf8)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        let d = Draft::from_form(b"message=hello+world+%26+caf%C3%A9").unwrap();
+        assert_eq!(d.text, "hello world & café");
+        assert_eq!(d.name, ANONYMOUS);
+    }
+
+    #[test]
+    fn name_is_trimmed_and_optional() {
+        let d = Draft::from_form(b"name=+Ada+&message=hi").unwrap();
+        assert_eq!(d.name, "Ada");
+        let d = Draft::from_form(b"name=&message=hi").unwrap();
+        assert_eq!(d.name, ANONYMOUS);
+    }
+
+    #[test]
+    fn stray_percent_is_kept_literally() {
+        assert_eq!(Draft::from_form(b"message=100%").unwrap().text, "100%");
+        assert_eq!(Draft::from_form(b"message=%zz%4").unwrap().text, "%zz%4");
+    }
+
+    #[test]
+    fn first_of_repeated_fields_counts_and_unknown_are_ignored() {
+        let d = Draft::from_form(b"x=1&message=a&message=b&name=n").unwrap();
+        assert_eq!((d.name.as_str(), d.text.as_str()), ("n", "a"));
+    }
+
+    #[test]
+    fn line_breaks_are_normalised() {
+        let d = Draft::from_form(b"message=a%0D%0Ab%0Dc%0Ad").unwrap();
+        assert_eq!(d.text, "a\nb\nc\nd");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_message() {
+        assert_eq!(Draft::from_form(b""), Err(Invalid::Empty));
+        assert_eq!(Draft::from_form(b"name=x"), Err(Invalid::Empty));
+        assert_eq!(Draft::from_form(b"message=+%20%0A%09"), Err(Invalid::Empty));
+        assert_eq!(Draft::from_form(b"message=%FF%FE"), Err(Invalid::NotUtf8));
+        assert_eq!(
+            Draft::from_form(b"message=a%00b"),
+            Err(Invalid::ControlCharacter)
+        );
+        assert_eq!(
+            Draft::from_form(b"message=a%1Bb"),
+            Err(Invalid::ControlCharacter)
+        );
+        assert_eq!(
+            Draft::from_form(b"name=a%0Ab&message=x"),
+            Err(Invalid::ControlCharacter)
+        );
+        let long = format!("message={}", "é".repeat(MAX_TEXT_CHARS + 1));
+        assert_eq!(Draft::from_form(long.as_bytes()), Err(Invalid::TooLong));
+        let name = format!("name={}&message=x", "n".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(Draft::from_form(name.as_bytes()), Err(Invalid::NameTooLong));
+    }
+
+    #[test]
+    fn limits_are_in_characters_not_bytes() {
+        let text = "é".repeat(MAX_TEXT_CHARS);
+        assert_eq!(
+            Draft::new("", &text).unwrap().text.chars().count(),
+            MAX_TEXT_CHARS
+        );
+    }
+
+    #[test]
+    fn json_has_the_four_fields() {
+        let m = Message {
+            id: "5-1".into(),
+            name: "a\"b".into(),
+            text: "x\ny".into(),
+            time: 12,
+        };
+        assert_eq!(
+            m.to_json(),
+            r#"{"id":"5-1","name":"a\"b","text":"x\ny","time":12}"#
+        );
+    }
+}

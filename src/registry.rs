@@ -1,0 +1,431 @@
+//! The registry: one task that alone owns the subscriber list, the history ring, the
+//! next message id, the presence count and the heartbeat timer. Everything else talks
+//! to it through [`Handle`], which sends [`Command`]s over an `async_channel`.
+//!
+//! Invariants:
+//! - Only this task touches the subscriber list; there is no lock around it.
+//! - Each event is encoded (SSE and chunk framing) once; every subscriber gets a
+//!   clone of the same [`Frame`].
+//! - The registry never waits on a subscriber. Each subscriber's queue is an
+//!   unbounded channel whose length is checked before every send: a queue already
+//!   holding `queue` frames means that subscriber is dropped (its stream ends after
+//!   what is queued, its browser reconnects with `Last-Event-ID` and catches up from
+//!   history). An unbounded channel allocates as it fills rather than up front, and
+//!   never makes the sender wait.
+//! - A join is handled in one step: the replay is cut from history and the queue is
+//!   registered before the next publish is looked at, so no message published while
+//!   a client joins is lost or sent twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::FutureExt as _;
+use smol::Timer;
+
+use crate::message::{Draft, Message};
+use crate::sse::{self, Frame};
+
+/// How long presence changes are gathered before one `presence` event goes out, so a
+/// crowd joining at once costs one event, not one per join.
+pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
+
+/// What the registry is told to do.
+#[derive(Debug)]
+pub enum Command {
+    /// A new `/events` stream; `last_event_id` is what the browser last saw.
+    Join {
+        /// The `Last-Event-ID` the client sent, if any.
+        last_event_id: Option<String>,
+        /// Where the [`Subscription`] goes.
+        reply: Sender<Subscription>,
+    },
+    /// A stream ended; sent by [`Subscription`]'s `Drop`.
+    Leave {
+        /// The subscriber's key.
+        key: u64,
+    },
+    /// A valid message to store and send to everyone.
+    Publish {
+        /// The message without its id.
+        draft: Draft,
+        /// Where the stored message goes.
+        reply: Sender<Message>,
+    },
+    /// End every stream and stop.
+    Shutdown,
+}
+
+/// Limits the registry works within; see `Config` for why each has its default.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Messages kept for replay.
+    pub history: usize,
+    /// Messages a new client (no `Last-Event-ID`) is sent first.
+    pub backlog: usize,
+    /// Frames a subscriber may have queued before it is dropped.
+    pub queue: usize,
+    /// Interval between heartbeat comments.
+    pub heartbeat: Duration,
+    /// The epoch that prefixes every id, so ids from an earlier run never match.
+    pub epoch: u64,
+}
+
+/// One open `/events` stream, as the connection that writes it sees it.
+#[derive(Debug)]
+pub struct Subscription {
+    key: u64,
+    /// Frames to write before anything from `frames`: the replay and the presence.
+    pub replay: Vec<Frame>,
+    /// Live frames, in order. Closed by the registry when this subscriber is dropped
+    /// (too slow) or at shutdown: write what is queued, then end the response.
+    pub frames: Receiver<Frame>,
+    leave_tx: Sender<Command>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Unbounded, so this never waits; it fails only when the registry has stopped.
+        let _ = self.leave_tx.try_send(Command::Leave { key: self.key });
+    }
+}
+
+/// A cloneable way to reach the registry.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    /// Unbounded: a `Leave` is sent from `Drop`, where nothing can wait.
+    tx: Sender<Command>,
+}
+
+impl Handle {
+    /// Opens a stream. `None` when the registry has stopped (shutting down).
+    pub async fn join(&self, last_event_id: Option<String>) -> Option<Subscription> {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = Command::Join {
+            last_event_id,
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.recv().await.ok()
+    }
+
+    /// Stores and sends a message; returns it with its id and time. `None` when the
+    /// registry has stopped.
+    pub async fn publish(&self, draft: Draft) -> Option<Message> {
+        let (reply, rx) = async_channel::bounded(1);
+        self.tx.send(Command::Publish { draft, reply }).await.ok()?;
+        rx.recv().await.ok()
+    }
+
+    /// Ends every stream and stops the registry task.
+    pub fn shutdown(&self) {
+        let _ = self.tx.try_send(Command::Shutdown);
+    }
+}
+
+/// Starts nothing by itself: returns the handle and the task to spawn.
+pub fn new(options: Options) -> (Handle, impl std::future::Future<Output = ()>) {
+    let (tx, rx) = async_channel::unbounded();
+    let registry = Registry::new(options, tx.clone());
+    (Handle { tx }, registry.run(rx))
+}
+
+struct Stored {
+    n: u64,
+    frame: Frame,
+}
+
+struct Registry {
+    options: Options,
+    /// Handed to each subscription so that its `Drop` can say it left.
+    leave_tx: Sender<Command>,
+    subscribers: HashMap<u64, Sender<Frame>>,
+    next_key: u64,
+    /// The `n` of the next message; ids start at 1.
+    next_n: u64,
+    /// Consecutive messages, oldest first, at most `options.history`.
+    history: VecDeque<Stored>,
+    heartbeat: Frame,
+    next_heartbeat: Instant,
+    /// When the pending presence event is due, if a change is waiting.
+    presence_due: Option<Instant>,
+    presence_sent: usize,
+}
+
+impl Registry {
+    fn new(options: Options, leave_tx: Sender<Command>) -> Self {
+        Registry {
+            heartbeat: sse::chunk(&sse::comment("ping")),
+            next_heartbeat: Instant::now() + options.heartbeat,
+            history: VecDeque::with_capacity(options.history.min(1024)),
+            options,
+            leave_tx,
+            subscribers: HashMap::new(),
+            next_key: 0,
+            next_n: 1,
+            presence_due: None,
+            presence_sent: 0,
+        }
+    }
+
+    async fn run(mut self, rx: Receiver<Command>) {
+        loop {
+            // Deadlines are checked on every turn as well as by the timer, because a
+            // steady stream of commands would otherwise keep the timer from firing.
+            self.on_time(Instant::now());
+            let due = self.next_deadline();
+            let cmd = async { rx.recv().await.ok() }
+                .or(async {
+                    Timer::at(due).await;
+                    None
+                })
+                .await;
+            match cmd {
+                Some(Command::Join {
+                    last_event_id,
+                    reply,
+                }) => {
+                    let sub = self.join(last_event_id.as_deref());
+                    // The client may have gone while it waited; its Drop says Leave.
+                    let _ = reply.try_send(sub);
+                }
+                Some(Command::Leave { key }) if self.subscribers.remove(&key).is_some() => {
+                    self.presence_changed();
+                }
+                Some(Command::Leave { .. }) => {}
+                Some(Command::Publish { draft, reply }) => {
+                    let message = self.publish(draft);
+                    let _ = reply.try_send(message);
+                }
+                Some(Command::Shutdown) => break,
+                None if rx.is_closed() => break,
+                None => {}
+            }
+        }
+        // Dropping the senders closes every queue: each stream writes what it has and
+        // ends its response.
+        self.subscribers.clear();
+    }
+
+    fn next_deadline(&self) -> Instant {
+        match self.presence_due {
+            Some(at) => at.min(self.next_heartbeat),
+            None => self.next_heartbeat,
+        }
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        if now >= self.next_heartbeat {
+            let frame = self.heartbeat.clone();
+            self.broadcast(&frame);
+            self.next_heartbeat = now + self.options.heartbeat;
+        }
+        if self.presence_due.is_some_and(|at| now >= at) {
+            self.presence_due = None;
+            let online = self.subscribers.len();
+            if online != self.presence_sent {
+                self.presence_sent = online;
+                let frame = presence_frame(online);
+                self.broadcast(&frame);
+            }
+        }
+    }
+
+    fn presence_changed(&mut self) {
+        if self.presence_due.is_none() {
+            self.presence_due = Some(Instant::now() + PRESENCE_DELAY);
+        }
+    }
+
+    fn join(&mut self, last_event_id: Option<&str>) -> Subscription {
+        let mut replay = self.replay_after(last_event_id);
+        let (tx, frames) = async_channel::unbounded();
+        let key = self.next_key;
+        self.next_key += 1;
+        self.subscribers.insert(key, tx);
+        self.presence_changed();
+        replay.push(presence_frame(self.subscribers.len()));
+        Subscription {
+            key,
+            replay,
+            frames,
+            leave_tx: self.leave_tx.clone(),
+        }
+    }
+
+    /// What a client must be sent before live messages, given the last id it saw.
+    fn replay_after(&self, last_event_id: Option<&str>) -> Vec<Frame> {
+        let oldest = self.history.front().map_or(self.next_n, |s| s.n);
+        match last_event_id.filter(|id| !id.is_empty()) {
+            None => {
+                let skip = self.history.len().saturating_sub(self.options.backlog);
+                self.history
+                    .iter()
+                    .skip(skip)
+                    .map(|s| s.frame.clone())
+                    .collect()
+            }
+            Some(id) => match parse_id(id) {
+                // Everything after `n` is still here: send exactly that.
+                Some((epoch, n))
+                    if epoch == self.options.epoch && n < self.next_n && n + 1 >= oldest =>
+                {
+                    let skip = (n + 1 - oldest) as usize;
+                    self.history
+                        .iter()
+                        .skip(skip)
+                        .map(|s| s.frame.clone())
+                        .collect()
+                }
+                // Unknown, from another run, or older than history: the client cannot
+                // be brought up to date piecemeal, so it starts over.
+                _ => std::iter::once(reset_frame())
+                    .chain(self.history.iter().map(|s| s.frame.clone()))
+                    .collect(),
+            },
+        }
+    }
+
+    fn publish(&mut self, draft: Draft) -> Message {
+        let n = self.next_n;
+        self.next_n += 1;
+        let message = Message {
+            id: format!("{}-{n}", self.options.epoch),
+            name: draft.name,
+            text: draft.text,
+            time: now_millis(),
+        };
+        let frame = sse::chunk(&sse::event(Some(&message.id), None, &message.to_json()));
+        if self.options.history > 0 {
+            if self.history.len() == self.options.history {
+                self.history.pop_front();
+            }
+            self.history.push_back(Stored {
+                n,
+                frame: frame.clone(),
+            });
+        }
+        self.broadcast(&frame);
+        message
+    }
+
+    fn broadcast(&mut self, frame: &Frame) {
+        let cap = self.options.queue;
+        let before = self.subscribers.len();
+        self.subscribers
+            .retain(|_, tx| tx.len() < cap && tx.try_send(frame.clone()).is_ok());
+        if self.subscribers.len() != before {
+            self.presence_changed();
+        }
+    }
+}
+
+/// Splits `<epoch>-<n>`.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (epoch, n) = id.trim().split_once('-')?;
+    Some((epoch.parse().ok()?, n.parse().ok()?))
+}
+
+fn presence_frame(online: usize) -> Frame {
+    sse::chunk(&sse::event(
+        None,
+        Some("presence"),
+        &format!("{{\"online\":{online}}}"),
+    ))
+}
+
+fn reset_frame() -> Frame {
+    sse::chunk(&sse::event(None, Some("reset"), "{}"))
+}
+
+/// Milliseconds since the Unix epoch; 0 on a clock set before 1970.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(history: usize, backlog: usize) -> Registry {
+        let (tx, _rx) = async_channel::unbounded();
+        Registry::new(
+            Options {
+                history,
+                backlog,
+                queue: 4,
+                heartbeat: Duration::from_secs(60),
+                epoch: 77,
+            },
+            tx,
+        )
+    }
+
+    fn ids(frames: &[Frame]) -> Vec<String> {
+        let mut parser = sse::parse::Parser::default();
+        frames
+            .iter()
+            .flat_map(|f| {
+                // Strip the chunk framing: "<len>\r\n" … "\r\n".
+                let text = std::str::from_utf8(f).unwrap();
+                let body = &text[text.find("\r\n").unwrap() + 2..text.len() - 2];
+                parser.feed(body)
+            })
+            .map(|e| if e.event == "message" { e.id } else { e.event })
+            .collect()
+    }
+
+    fn post(r: &mut Registry, n: usize) {
+        for i in 0..n {
+            r.publish(Draft::new("a", &format!("m{i}")).unwrap());
+        }
+    }
+
+    #[test]
+    fn replay_after_known_id_is_exact() {
+        let mut r = registry(10, 3);
+        post(&mut r, 5);
+        assert_eq!(ids(&r.replay_after(Some("77-2"))), ["77-3", "77-4", "77-5"]);
+        assert!(ids(&r.replay_after(Some("77-5"))).is_empty());
+    }
+
+    #[test]
+    fn new_client_gets_the_backlog() {
+        let mut r = registry(10, 3);
+        post(&mut r, 5);
+        assert_eq!(ids(&r.replay_after(None)), ["77-3", "77-4", "77-5"]);
+        assert_eq!(ids(&r.replay_after(Some(""))), ["77-3", "77-4", "77-5"]);
+    }
+
+    #[test]
+    fn unknown_foreign_future_or_evicted_ids_reset() {
+        let mut r = registry(3, 3);
+        post(&mut r, 6); // history holds 4, 5, 6
+        let all = ["reset", "77-4", "77-5", "77-6"];
+        assert_eq!(ids(&r.replay_after(Some("garbage"))), all);
+        assert_eq!(ids(&r.replay_after(Some("76-5"))), all);
+        assert_eq!(ids(&r.replay_after(Some("77-9"))), all);
+        assert_eq!(ids(&r.replay_after(Some("77-2"))), all);
+        // 3 is gone, but everything after it is still here.
+        assert_eq!(ids(&r.replay_after(Some("77-3"))), ["77-4", "77-5", "77-6"]);
+    }
+
+    #[test]
+    fn full_queue_drops_only_that_subscriber() {
+        let mut r = registry(10, 0);
+        let slow = r.join(None);
+        let fast = r.join(None);
+        for _ in 0..4 {
+            post(&mut r, 1);
+            while fast.frames.try_recv().is_ok() {}
+        }
+        post(&mut r, 1);
+        assert_eq!(r.subscribers.len(), 1);
+        assert!(fast.frames.try_recv().is_ok());
+        // The slow one keeps what was queued, then sees its queue closed.
+        assert_eq!(slow.frames.len(), 4);
+        assert!(slow.frames.is_closed());
+    }
+}

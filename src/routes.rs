@@ -1,0 +1,241 @@
+//! Routing: a request's method and path to a handler, and handlers to a [`Reply`].
+//!
+//! Handlers never fail: async-h1 would close the connection without a word on an
+//! `Err`, so every failure is an [`Error`], and [`Error::into_response`] is the one
+//! place that turns it into a status with a short reason.
+
+use futures_lite::io::Cursor;
+use futures_lite::{AsyncReadExt as _, FutureExt as _};
+use http_types::{Body, Method, Request, Response, StatusCode};
+use smol::Timer;
+
+use crate::assets;
+use crate::message::Draft;
+use crate::registry::Subscription;
+use crate::server::Shared;
+
+/// What the connection does next.
+#[derive(Debug)]
+pub enum Reply {
+    /// Write this response.
+    Response(Box<Response>),
+    /// Write the event stream of this subscription until it or the client ends.
+    Events(Subscription),
+    /// Answer `/events` with `200`, a `retry:` and an end, so the browser comes back
+    /// later: any other status would make it give up for good.
+    ComeBackLater,
+}
+
+/// Every way a request can fail, each with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// `400`, with the reason.
+    BadRequest(&'static str),
+    /// `403`, with the reason.
+    Forbidden(&'static str),
+    /// `404`.
+    NotFound,
+    /// `405`, with the methods allowed.
+    MethodNotAllowed(&'static str),
+    /// `408`: the body did not arrive in time.
+    Timeout,
+    /// `413`.
+    TooLarge,
+    /// `415`.
+    UnsupportedType,
+    /// `503`: shutting down or full.
+    Unavailable,
+}
+
+impl Error {
+    /// The status and the one line that explains it.
+    pub fn status_and_reason(self) -> (StatusCode, &'static str) {
+        match self {
+            Error::BadRequest(why) => (StatusCode::BadRequest, why),
+            Error::Forbidden(why) => (StatusCode::Forbidden, why),
+            Error::NotFound => (StatusCode::NotFound, "no such page"),
+            Error::MethodNotAllowed(_) => (StatusCode::MethodNotAllowed, "method not allowed"),
+            Error::Timeout => (
+                StatusCode::RequestTimeout,
+                "the request body came too slowly",
+            ),
+            Error::TooLarge => (StatusCode::PayloadTooLarge, "the request body is too large"),
+            Error::UnsupportedType => (
+                StatusCode::UnsupportedMediaType,
+                "send the message as application/x-www-form-urlencoded",
+            ),
+            Error::Unavailable => (
+                StatusCode::ServiceUnavailable,
+                "the server is busy or stopping; try again shortly",
+            ),
+        }
+    }
+
+    /// The response for this error: a plain-text reason a person can read.
+    pub fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let mut res = Response::new(status);
+        res.insert_header("content-type", "text/plain; charset=utf-8");
+        res.insert_header("cache-control", "no-store");
+        if let Error::MethodNotAllowed(allow) = self {
+            res.insert_header("allow", allow);
+        }
+        // The body may be unread or half read: the connection cannot be reused.
+        if matches!(self, Error::Timeout | Error::TooLarge) {
+            res.insert_header("connection", "close");
+        }
+        res.set_body(format!(
+            "{} {}: {reason}\n",
+            u16::from(status),
+            status.canonical_reason()
+        ));
+        res
+    }
+}
+
+/// Answers one request.
+pub async fn handle(req: Request, shared: &Shared) -> Reply {
+    let path = req.url().path().to_string();
+    let method = req.method();
+    let result = match (path.as_str(), method) {
+        ("/events", Method::Get) => return events(&req, shared).await,
+        ("/events", _) => Err(Error::MethodNotAllowed("GET")),
+        ("/message", Method::Post) => post_message(req, shared).await,
+        ("/message", _) => Err(Error::MethodNotAllowed("POST")),
+        (path, Method::Get | Method::Head) => asset(&req, path),
+        (path, _) if assets::lookup(path).is_some() => Err(Error::MethodNotAllowed("GET, HEAD")),
+        _ => Err(Error::NotFound),
+    };
+    Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)))
+}
+
+async fn events(req: &Request, shared: &Shared) -> Reply {
+    // The header is what a reconnecting EventSource sends; the query parameter lets a
+    // page that was reloaded (a new EventSource, no header) resume where it was.
+    let last_event_id = req
+        .header("last-event-id")
+        .map(|v| v.as_str().to_string())
+        .or_else(|| {
+            req.url()
+                .query_pairs()
+                .find(|(k, _)| k == "last_event_id")
+                .map(|(_, v)| v.into_owned())
+        });
+    match shared.registry.join(last_event_id).await {
+        Some(sub) => Reply::Events(sub),
+        None => Reply::ComeBackLater,
+    }
+}
+
+async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Error> {
+    same_origin(&req)?;
+    let is_form = req.header("content-type").is_some_and(|v| {
+        let essence = v.as_str().split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !is_form {
+        return Err(Error::UnsupportedType);
+    }
+    let limit = shared.config.max_body;
+    if req.len().is_some_and(|len| len > limit) {
+        return Err(Error::TooLarge);
+    }
+    let mut body = Vec::new();
+    let read = async {
+        req.take_body()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|_| Error::BadRequest("the request body could not be read"))
+    };
+    let timeout = async {
+        Timer::after(shared.config.body_timeout).await;
+        Err(Error::Timeout)
+    };
+    read.or(timeout).await?;
+    if body.len() > limit {
+        return Err(Error::TooLarge);
+    }
+    let draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
+    let message = shared
+        .registry
+        .publish(draft)
+        .await
+        .ok_or(Error::Unavailable)?;
+
+    let wants_json = req
+        .header("accept")
+        .is_some_and(|v| v.as_str().contains("application/json"));
+    if wants_json {
+        let mut res = Response::new(StatusCode::Created);
+        res.insert_header("content-type", "application/json");
+        res.insert_header("cache-control", "no-store");
+        res.set_body(message.to_json());
+        Ok(res)
+    } else {
+        // A plain form post: back to the page, which shows the message (no JavaScript
+        // needed), and a reload does not post it again.
+        let mut res = Response::new(StatusCode::SeeOther);
+        res.insert_header("location", "/");
+        Ok(res)
+    }
+}
+
+/// Refuses a post that a page on another site made a visitor's browser send. A post
+/// with neither `Origin` nor `Referer` (curl, scripts) is let through: a browser
+/// always sends one of them on a cross-site form post.
+fn same_origin(req: &Request) -> Result<(), Error> {
+    let host = req.header("host").map(|h| h.as_str()).unwrap_or("");
+    let source = req
+        .header("origin")
+        .or_else(|| req.header("referer"))
+        .map(|v| v.as_str());
+    let Some(source) = source else {
+        return Ok(());
+    };
+    let authority = source
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    match authority {
+        Some(a) if a.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(Error::Forbidden("posts from other sites are not accepted")),
+    }
+}
+
+fn asset(req: &Request, path: &str) -> Result<Response, Error> {
+    let asset = assets::lookup(path).ok_or(Error::NotFound)?;
+    let accepts_gzip = req
+        .header("accept-encoding")
+        .is_some_and(|v| v.as_str().split(',').any(|e| e.trim().starts_with("gzip")));
+    let gzip = asset.gzip.filter(|_| accepts_gzip);
+    let etag = match gzip {
+        Some(_) => asset.gzip_etag(),
+        None => asset.etag.clone(),
+    };
+    let fresh = req.header("if-none-match").is_some_and(|v| {
+        v.as_str()
+            .split(',')
+            .any(|t| t.trim() == etag || t.trim() == "*")
+    });
+    let mut res = Response::new(if fresh {
+        StatusCode::NotModified
+    } else {
+        StatusCode::Ok
+    });
+    res.insert_header("etag", etag.as_str());
+    res.insert_header("cache-control", "no-cache");
+    res.insert_header("vary", "accept-encoding");
+    if fresh {
+        return Ok(res);
+    }
+    res.insert_header("content-type", asset.content_type);
+    let bytes = match gzip {
+        Some(gz) => {
+            res.insert_header("content-encoding", "gzip");
+            gz
+        }
+        None => asset.body,
+    };
+    res.set_body(Body::from_reader(Cursor::new(bytes), Some(bytes.len())));
+    Ok(res)
+}

@@ -1,0 +1,137 @@
+//! The accept loop: a task per connection, the connection cap, and shutdown.
+//!
+//! Shutdown runs in the order that lets every layer finish what it holds: stop
+//! accepting; close the stop channel, which ends idle connections; tell the registry
+//! to stop, which closes every stream's queue so each stream ends its response; wait
+//! (bounded) for the connections to finish; then for the registry.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::FutureExt as _;
+use smol::net::TcpListener;
+use smol::{Executor, Timer};
+
+use crate::registry::{self, Handle};
+use crate::sse::{self, Frame};
+use crate::{conn, Config};
+
+/// How long shutdown waits for connections to finish writing before it gives up on
+/// them: a stuck client must not hold the process past a service manager's patience.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1_500);
+
+/// How long to wait before accepting again after `accept` failed (out of file
+/// descriptors, say): long enough for connections to close, short enough to notice.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// The way to the registry.
+    pub registry: Handle,
+    /// Never sent on; closed at shutdown, which wakes every waiting `recv`.
+    pub stop: Receiver<()>,
+    /// The first chunk of every stream: the `retry:` delay and a comment.
+    pub opening: Frame,
+}
+
+/// Counts an open connection for as long as it lives.
+struct Slot {
+    open: Arc<AtomicUsize>,
+    /// Held, never used: the channel closes when the last slot is dropped, which is
+    /// how shutdown knows every connection has finished.
+    _alive: Sender<()>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts and serves connections until `shutdown` completes, then shuts down.
+pub async fn serve(
+    ex: Arc<Executor<'static>>,
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let (registry, registry_task) = registry::new(registry::Options {
+        history: config.history,
+        backlog: config.backlog,
+        queue: config.queue,
+        heartbeat: config.heartbeat,
+        epoch: registry::now_millis() / 1000,
+    });
+    let registry_task = ex.spawn(registry_task);
+    let (stop_tx, stop) = async_channel::bounded::<()>(1);
+    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
+    let mut opening = sse::retry(config.retry.as_millis() as u64);
+    opening.extend_from_slice(&sse::comment("lanchat"));
+    let shared = Arc::new(Shared {
+        config,
+        registry: registry.clone(),
+        stop,
+        opening: sse::chunk(&opening),
+    });
+    let open = Arc::new(AtomicUsize::new(0));
+
+    let accepting = async {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    crate::warn!("accept failed: {e}; pausing");
+                    Timer::after(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            };
+            let over_cap = open.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections;
+            let slot = Slot {
+                open: open.clone(),
+                _alive: alive_tx.clone(),
+            };
+            let shared = shared.clone();
+            let task = async move {
+                let _slot = slot;
+                if over_cap {
+                    conn::refuse(stream, shared).await;
+                } else {
+                    conn::serve(stream, shared).await;
+                }
+            };
+            // Boxed so that each task's allocation is only as large as the
+            // connection future it runs.
+            ex.spawn(Box::pin(task)).detach();
+        }
+    };
+    accepting.or(shutdown).await;
+
+    drop(listener);
+    drop(stop_tx);
+    registry.shutdown();
+    drop(alive_tx);
+    let finished = async {
+        let _ = alive_rx.recv().await;
+        true
+    };
+    let gave_up = async {
+        Timer::after(SHUTDOWN_GRACE).await;
+        false
+    };
+    if !finished.or(gave_up).await {
+        crate::warn!(
+            "{} connections still open after {:?}; closing them",
+            open.load(Ordering::Relaxed),
+            SHUTDOWN_GRACE
+        );
+    }
+    registry_task.await;
+    Ok(())
+}
