@@ -67,7 +67,8 @@ pub async fn serve(
         backlog: config.backlog,
         queue: config.queue,
         heartbeat: config.heartbeat,
-        epoch: registry::now_millis() / 1000,
+        // Milliseconds: a restart can never fall in the same epoch as the run before.
+        epoch: registry::now_millis(),
     });
     let registry_task = ex.spawn(registry_task);
     let (stop_tx, stop) = async_channel::bounded::<()>(1);

@@ -1,0 +1,127 @@
+//! The built binary, run as a user runs it: flags, start-up lines, a chat round
+//! trip, and a clean stop on SIGTERM. `LANCHAT_TEST_BIN` names another build of it
+//! (the cross-built aarch64 one) and `LANCHAT_TEST_RUNNER` a program to run it with
+//! (`qemu-aarch64-static`).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+fn command(args: &[&str]) -> Command {
+    let bin =
+        std::env::var("LANCHAT_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lanchat").into());
+    let mut cmd = match std::env::var("LANCHAT_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    cmd.args(args)
+        .env_remove("LANCHAT_LISTEN")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Waits for the child to exit, at most `limit`.
+fn wait_exit(child: Child, limit: Duration) -> Option<std::process::Output> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(limit).ok().and_then(Result::ok)
+}
+
+#[test]
+fn help_lists_flags_and_version_prints() {
+    let out = command(&["--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--history",
+        "--heartbeat",
+        "--quiet",
+        "LANCHAT_LISTEN",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let out = command(&["--version"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("lanchat {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_bad_flag_is_one_line_and_exit_code_2() {
+    let out = command(&["--listen", "nowhere"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--listen") && err.contains("nowhere"), "{err}");
+    let out = command(&[])
+        .env("LANCHAT_HEARTBEAT", "often")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("LANCHAT_HEARTBEAT"));
+}
+
+#[test]
+fn the_binary_chats_and_stops_cleanly_on_sigterm() {
+    let mut child = command(&["--listen", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lanchat");
+    // The log line says where it listens (port 0 picks a free one).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a start-up line");
+        if let Some(rest) = line.split(" listening on ").nth(1) {
+            break rest.split(' ').next().unwrap().parse().expect("an address");
+        }
+    };
+
+    let page = get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<form"));
+    let mut stream = Stream::open(addr, None);
+    let id = say(addr, "from the binary");
+    let msg = stream.next_message().unwrap();
+    assert_eq!(
+        (msg["id"].as_str(), msg["text"].as_str()),
+        (Some(id.as_str()), Some("from the binary"))
+    );
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = wait_exit(child, Duration::from_secs(5)).expect("exited after SIGTERM");
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    while stream.next().is_some() {}
+    assert!(stream.ended, "the open stream was ended properly");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}

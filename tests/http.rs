@@ -1,0 +1,182 @@
+//! HTTP behaviour below the routes: caching, compression, keep-alive, heads that
+//! cannot be parsed, slow clients, and posts from other sites.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn assets_revalidate_with_etag_and_304() {
+    let server = TestServer::start();
+    let res = get(server.addr, "/");
+    let etag = res.header("etag").expect("an ETag").to_string();
+    assert_eq!(res.header("cache-control"), Some("no-cache"));
+    let again = request(
+        server.addr,
+        "GET",
+        "/",
+        &[&format!("If-None-Match: {etag}")],
+        b"",
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let stale = request(server.addr, "GET", "/", &["If-None-Match: \"other\""], b"");
+    assert_eq!(stale.status, 200);
+}
+
+#[test]
+fn text_assets_are_gzipped_when_accepted() {
+    let server = TestServer::start();
+    let plain = get(server.addr, "/");
+    let gz = request(
+        server.addr,
+        "GET",
+        "/",
+        &["Accept-Encoding: gzip, deflate, br"],
+        b"",
+    );
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("vary"), Some("accept-encoding"));
+    assert!(gz.body.len() < plain.body.len());
+    assert_eq!(&gz.body[..2], &[0x1f, 0x8b]);
+    assert_ne!(gz.header("etag"), plain.header("etag"));
+    assert!(plain.header("content-encoding").is_none());
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = TestServer::start();
+    let mut reader = BufReader::new(connect(server.addr));
+    for path in ["/", "/style.css", "/nope", "/"] {
+        reader
+            .get_mut()
+            .write_all(&build(server.addr, "GET", path, &[], b""))
+            .unwrap();
+        let res = read_response(&mut reader).unwrap();
+        assert_eq!(res.status, if path == "/nope" { 404 } else { 200 });
+    }
+    // A request body the route does not read is skipped, not parsed as a request.
+    reader
+        .get_mut()
+        .write_all(&build(
+            server.addr,
+            "GET",
+            "/",
+            &[],
+            b"GARBAGE / HTTP/1.1\r\n\r\n",
+        ))
+        .unwrap();
+    assert_eq!(read_response(&mut reader).unwrap().status, 200);
+    reader
+        .get_mut()
+        .write_all(&build(server.addr, "GET", "/style.css", &[], b""))
+        .unwrap();
+    assert_eq!(read_response(&mut reader).unwrap().status, 200);
+}
+
+#[test]
+fn heads_that_cannot_be_parsed_get_a_status_not_silence() {
+    let server = TestServer::start();
+    assert_eq!(raw(server.addr, b"\x16\x03\x01garbage\r\n\r\n").status, 400);
+    assert_eq!(
+        raw(server.addr, b"GET / HTTP/1.1\r\n\r\n").status,
+        400,
+        "no Host"
+    );
+    assert_eq!(
+        raw(server.addr, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").status,
+        505
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    assert_eq!(raw(server.addr, big.as_bytes()).status, 431);
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("X-{i}: y\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(raw(server.addr, many.as_bytes()).status, 431);
+    let smuggle = b"POST /message HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw(server.addr, smuggle).status, 400);
+    // And the server still chats.
+    say(server.addr, "fine");
+}
+
+#[test]
+fn a_head_that_trickles_in_is_cut_off_at_the_deadline() {
+    let server = TestServer::with(|c| c.head_timeout = Duration::from_millis(300));
+    let mut slow = connect(server.addr);
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    // Keep sending header lines, never finishing the head.
+    let mut buf = [0; 256];
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let closed = loop {
+        assert!(started.elapsed() < WAIT, "never cut off");
+        if slow.write_all(b"X-Slow: 1\r\n").is_err() {
+            break true;
+        }
+        match slow.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => break true, // a response before the close is fine too
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break true,
+        }
+    };
+    assert!(closed);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Others were served all along.
+    assert_eq!(get(server.addr, "/").status, 200);
+}
+
+#[test]
+fn a_body_that_trickles_past_its_deadline_gets_408() {
+    let server = TestServer::with(|c| c.body_timeout = Duration::from_millis(300));
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(b"POST /message HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nmessage=")
+        .unwrap();
+    let res = read_response(&mut BufReader::new(stream)).unwrap();
+    assert_eq!(res.status, 408);
+    assert_eq!(res.header("connection"), Some("close"));
+}
+
+#[test]
+fn posts_from_another_site_are_refused() {
+    let server = TestServer::start();
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let evil = request(
+        server.addr,
+        "POST",
+        "/message",
+        &[form, "Origin: http://evil.example"],
+        b"message=x",
+    );
+    assert_eq!(evil.status, 403);
+    let evil = request(
+        server.addr,
+        "POST",
+        "/message",
+        &[form, "Referer: http://evil.example/page"],
+        b"message=x",
+    );
+    assert_eq!(evil.status, 403);
+    let null = request(
+        server.addr,
+        "POST",
+        "/message",
+        &[form, "Origin: null"],
+        b"message=x",
+    );
+    assert_eq!(null.status, 403);
+    let own = format!("Origin: http://{}", server.addr);
+    let ok = request(server.addr, "POST", "/message", &[form, &own], b"message=x");
+    assert_eq!(ok.status, 303);
+}
