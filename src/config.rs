@@ -42,6 +42,9 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Executor threads; the writing of streams spreads over them.
     pub threads: usize,
+    /// Where history is kept across restarts; none by default, so nothing is
+    /// written to the Pi's SD card unless asked.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            data_dir: None,
         }
     }
 }
@@ -144,6 +148,20 @@ pub const FLAGS: &[Flag] = &[
         help: "how long browsers wait before they reconnect",
         set: |c, _, v| duration(v, Duration::ZERO).map(|d| c.retry = d),
         default: |c, _| show_duration(c.retry),
+    },
+    Flag {
+        name: "data-dir",
+        value: "DIR",
+        help: "keep history in DIR so it survives a restart",
+        set: |c, _, v| {
+            c.data_dir = (!v.trim().is_empty()).then(|| v.trim().into());
+            Ok(())
+        },
+        default: |c, _| {
+            c.data_dir
+                .as_ref()
+                .map_or("none".into(), |d| d.display().to_string())
+        },
     },
     Flag {
         name: "max-connections",

@@ -12,6 +12,7 @@
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
 //! | [`sse`] | the SSE wire format and chunk framing |
 //! | [`message`] | the message model, form decoding, validation, JSON |
+//! | [`store`] | history on disk for `--data-dir`: append, load, compact |
 //! | [`assets`] | the files of `web/`, embedded, with ETags and gzip |
 //! | [`net`] | the LAN addresses the start-up banner shows |
 //! | [`log`] | log lines for `journalctl` |
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod store;
 
 use std::future::Future;
 use std::io;

@@ -25,6 +25,7 @@ use smol::Timer;
 
 use crate::message::{Draft, Message};
 use crate::sse::{self, Frame};
+use crate::store::Store;
 
 /// How long presence changes are gathered before one `presence` event goes out, so a
 /// crowd joining at once costs one event, not one per join.
@@ -57,7 +58,7 @@ pub enum Command {
 }
 
 /// Limits the registry works within; see `Config` for why each has its default.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
     /// Messages kept for replay.
     pub history: usize,
@@ -68,7 +69,12 @@ pub struct Options {
     /// Interval between heartbeat comments.
     pub heartbeat: Duration,
     /// The epoch that prefixes every id, so ids from an earlier run never match.
+    /// Ignored when `restored` has messages: their epoch goes on.
     pub epoch: u64,
+    /// Where each message is also written, with `--data-dir`.
+    pub store: Option<Store>,
+    /// Messages from the store: consecutive ids of one epoch, oldest first.
+    pub restored: Vec<Message>,
 }
 
 /// One open `/events` stream, as the connection that writes it sees it.
@@ -147,24 +153,41 @@ struct Registry {
     history: VecDeque<Stored>,
     heartbeat: Frame,
     next_heartbeat: Instant,
+    /// Set after a failed write, so a full disk is logged once, not per message.
+    store_failing: bool,
     /// When the pending presence event is due, if a change is waiting.
     presence_due: Option<Instant>,
     presence_sent: usize,
 }
 
 impl Registry {
-    fn new(options: Options, leave_tx: Sender<Command>) -> Self {
+    fn new(mut options: Options, leave_tx: Sender<Command>) -> Self {
+        let restored = std::mem::take(&mut options.restored);
+        let mut next_n = 1;
+        let mut history = VecDeque::with_capacity(options.history.min(1024));
+        for message in restored.into_iter().rev().take(options.history).rev() {
+            let Some((epoch, n)) = parse_id(&message.id) else {
+                continue;
+            };
+            options.epoch = epoch;
+            next_n = n + 1;
+            history.push_back(Stored {
+                n,
+                frame: message_frame(&message),
+            });
+        }
         Registry {
-            heartbeat: sse::chunk(&sse::comment("ping")),
+            heartbeat: sse::chunk(&ping(options.heartbeat)),
             next_heartbeat: Instant::now() + options.heartbeat,
-            history: VecDeque::with_capacity(options.history.min(1024)),
+            history,
             options,
             leave_tx,
             subscribers: HashMap::new(),
             next_key: 0,
-            next_n: 1,
+            next_n,
             presence_due: None,
             presence_sent: 0,
+            store_failing: false,
         }
     }
 
@@ -295,7 +318,22 @@ impl Registry {
             text: draft.text,
             time: now_millis(),
         };
-        let frame = sse::chunk(&sse::event(Some(&message.id), None, &message.to_json()));
+        // Written before anyone sees it, so no client can hold an id the disk lacks.
+        if let Some(store) = &mut self.options.store {
+            match store.append(&message) {
+                Ok(()) if self.store_failing => {
+                    crate::info!("history file writable again");
+                    self.store_failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !self.store_failing => {
+                    crate::error!("cannot write the history file: {e}; chat goes on");
+                    self.store_failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let frame = message_frame(&message);
         if self.options.history > 0 {
             if self.history.len() == self.options.history {
                 self.history.pop_front();
@@ -320,10 +358,27 @@ impl Registry {
     }
 }
 
+fn message_frame(message: &Message) -> Frame {
+    sse::chunk(&sse::event(Some(&message.id), None, &message.to_json()))
+}
+
 /// Splits `<epoch>-<n>`.
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (epoch, n) = id.trim().split_once('-')?;
     Some((epoch.parse().ok()?, n.parse().ok()?))
+}
+
+/// The heartbeat: a comment for proxies and curl, and an `event: ping` carrying the
+/// interval in milliseconds, because a page cannot see comments and must know when
+/// silence means a dead connection.
+pub fn ping(interval: Duration) -> Vec<u8> {
+    let mut bytes = sse::comment("ping");
+    bytes.extend(sse::event(
+        None,
+        Some("ping"),
+        &interval.as_millis().to_string(),
+    ));
+    bytes
 }
 
 fn presence_frame(online: usize) -> Frame {
@@ -358,6 +413,8 @@ mod tests {
                 queue: 4,
                 heartbeat: Duration::from_secs(60),
                 epoch: 77,
+                store: None,
+                restored: Vec::new(),
             },
             tx,
         )

@@ -18,6 +18,7 @@ use smol::{Executor, Timer};
 
 use crate::registry::{self, Handle};
 use crate::sse::{self, Frame};
+use crate::store::Store;
 use crate::{conn, Config};
 
 /// How long shutdown waits for connections to finish writing before it gives up on
@@ -62,6 +63,23 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let (store, restored) = match &config.data_dir {
+        Some(dir) => {
+            let (store, restored) = Store::open(dir, config.history).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot use the data directory {}: {e}", dir.display()),
+                )
+            })?;
+            crate::info!(
+                "history: {} messages restored from {}",
+                restored.len(),
+                dir.join(crate::store::FILE_NAME).display()
+            );
+            (Some(store), restored)
+        }
+        None => (None, Vec::new()),
+    };
     let (registry, registry_task) = registry::new(registry::Options {
         history: config.history,
         backlog: config.backlog,
@@ -69,12 +87,16 @@ pub async fn serve(
         heartbeat: config.heartbeat,
         // Milliseconds: a restart can never fall in the same epoch as the run before.
         epoch: registry::now_millis(),
+        store,
+        restored,
     });
     let registry_task = ex.spawn(registry_task);
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
     let mut opening = sse::retry(config.retry.as_millis() as u64);
     opening.extend_from_slice(&sse::comment("lanchat"));
+    // So a page knows the heartbeat interval from the first byte.
+    opening.extend_from_slice(&registry::ping(config.heartbeat));
     let shared = Arc::new(Shared {
         config,
         registry: registry.clone(),

@@ -77,30 +77,56 @@ fn a_bad_flag_is_one_line_and_exit_code_2() {
         .contains("LANCHAT_HEARTBEAT"));
 }
 
+/// A running binary, found by its start-up log line.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lanchat");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Port 0 picks a free port; the log line says which.
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a start-up line");
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                break rest.split(' ').next().unwrap().parse().expect("an address");
+            }
+        };
+        Running { child, addr, lines }
+    }
+
+    /// Sends SIGTERM and returns the exit output and the log lines after start.
+    fn terminate(self) -> (std::process::Output, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let out = wait_exit(self.child, Duration::from_secs(5)).expect("exited after SIGTERM");
+        (out, self.lines.try_iter().collect())
+    }
+}
+
 #[test]
 fn the_binary_chats_and_stops_cleanly_on_sigterm() {
-    let mut child = command(&["--listen", "127.0.0.1:0", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lanchat");
-    // The log line says where it listens (port 0 picks a free one).
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a start-up line");
-        if let Some(rest) = line.split(" listening on ").nth(1) {
-            break rest.split(' ').next().unwrap().parse().expect("an address");
-        }
-    };
-
+    let running = Running::start(&["--listen", "127.0.0.1:0", "--quiet"]);
+    let addr = running.addr;
     let page = get(addr, "/");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("<form"));
@@ -112,16 +138,58 @@ fn the_binary_chats_and_stops_cleanly_on_sigterm() {
         (Some(id.as_str()), Some("from the binary"))
     );
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = wait_exit(child, Duration::from_secs(5)).expect("exited after SIGTERM");
+    let (out, rest) = running.terminate();
     assert!(out.status.success(), "exit status {:?}", out.status);
     while stream.next().is_some() {}
     assert!(stream.ended, "the open stream was ended properly");
-    let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+#[test]
+fn history_survives_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!("lanchat-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--quiet", "--data-dir", dir_arg];
+
+    let first = Running::start(&args);
+    let ids: Vec<String> = ["one", "two", "three"]
+        .iter()
+        .map(|t| say(first.addr, t))
+        .collect();
+    let (out, _) = first.terminate();
+    assert!(out.status.success());
+
+    let second = Running::start(&args);
+    // A phone that had seen "one" reconnects after the reboot: it gets the rest.
+    let mut stream = Stream::open(second.addr, Some(&ids[0]));
+    assert_eq!(stream.next_message().unwrap()["id"], ids[1].as_str());
+    assert_eq!(stream.next_message().unwrap()["id"], ids[2].as_str());
+    // And ids go on from the last one, in the same epoch.
+    let next = say(second.addr, "four");
+    let (epoch, n) = ids[2].split_once('-').unwrap();
+    assert_eq!(next, format!("{epoch}-{}", n.parse::<u64>().unwrap() + 1));
+    assert_eq!(stream.next_message().unwrap()["id"], next.as_str());
+    let (out, _) = second.terminate();
+    assert!(out.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unusable_data_dir_is_a_clear_error() {
+    let out = command(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--quiet",
+        "--data-dir",
+        "/proc/lanchat",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("cannot use the data directory /proc/lanchat"),
+        "{err}"
+    );
 }

@@ -193,8 +193,12 @@ fn every_stream_gets_heartbeats() {
         Stream::open(server.addr, None),
     ];
     for stream in &mut streams {
-        // The opening comment, then at least two heartbeats.
+        // The opening, then at least two heartbeats: each a comment and a ping event
+        // that tells a page the interval.
         stream.wait_comments(3);
+        for _ in 0..3 {
+            assert_eq!(stream.next_named("ping").unwrap().data, "100");
+        }
     }
 }
 

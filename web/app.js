@@ -1,1 +1,345 @@
+// lanchat's page. Messages arrive on one EventSource per browser: the tab that holds
+// the lead opens it and relays every event to the other tabs over a
+// BroadcastChannel (browsers allow six HTTP/1.1 connections per host; a seventh tab
+// would hang). Everything from the network is rendered with textContent, never as
+// HTML. Without JavaScript the form still posts and the page reloads.
 'use strict';
+
+const $ = (id) => document.getElementById(id);
+const scroller = $('scroller');
+const list = $('messages');
+const form = $('composer');
+const input = $('message');
+const nameInput = $('name');
+const statusEl = $('status');
+const onlineEl = $('online');
+const hint = $('new-hint');
+
+const NAME_KEY = 'lanchat.name';
+const OWN_KEY = 'lanchat.own';
+const LEASE_KEY = 'lanchat.leader';
+/** Messages kept on screen; older ones are removed as new ones come. */
+const MAX_SHOWN = 1000;
+
+const store = {
+  get(key) { try { return localStorage.getItem(key); } catch { return null; } },
+  set(key, value) { try { localStorage.setItem(key, value); } catch { /* private mode */ } },
+  remove(key) { try { localStorage.removeItem(key); } catch { /* private mode */ } },
+};
+
+/** id -> { m, li } for every message on screen, in arrival order. */
+const shown = new Map();
+/** id -> the pending bubble of a message this tab sent, until its event arrives. */
+const pendingById = new Map();
+let lastId = '';
+let heartbeat = 15000;
+let lastByte = Date.now();
+let online = null;
+
+// ---- own messages: ids this browser posted, shared by its tabs --------------------
+const readOwn = () => { try { return new Set(JSON.parse(store.get(OWN_KEY) || '[]')); } catch { return new Set(); } };
+let own = readOwn();
+function rememberOwn(id) {
+  own.add(id);
+  const kept = [...own].slice(-500);
+  own = new Set(kept);
+  store.set(OWN_KEY, JSON.stringify(kept));
+}
+function markOwn(id) {
+  const entry = shown.get(id);
+  if (entry) entry.li.classList.add('own');
+}
+addEventListener('storage', (e) => { if (e.key === OWN_KEY) own = readOwn(); });
+
+// ---- nickname ---------------------------------------------------------------------
+nameInput.value = store.get(NAME_KEY) || '';
+nameInput.addEventListener('input', () => store.set(NAME_KEY, nameInput.value.trim()));
+
+// ---- rendering --------------------------------------------------------------------
+const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+function scrollToEnd() {
+  scroller.scrollTop = scroller.scrollHeight;
+  hint.hidden = true;
+}
+scroller.addEventListener('scroll', () => { if (nearBottom()) hint.hidden = true; });
+hint.addEventListener('click', scrollToEnd);
+
+function bubble(m, classes) {
+  const li = document.createElement('li');
+  li.className = `msg ${classes}`.trim();
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = m.name;
+  const when = document.createElement('time');
+  const date = new Date(m.time);
+  when.dateTime = date.toISOString();
+  when.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const text = document.createElement('div');
+  text.className = 'text';
+  text.textContent = m.text;
+  meta.append(who, when);
+  li.append(meta, text);
+  return li;
+}
+
+/** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up. */
+function place(li, isOwn) {
+  const follow = nearBottom();
+  list.insertBefore(li, list.querySelector('.msg.pending, .msg.failed'));
+  if (follow || isOwn) scrollToEnd();
+  else hint.hidden = false;
+}
+
+function showMessage(m) {
+  if (!m || typeof m.id !== 'string') return;
+  lastId = m.id;
+  if (shown.has(m.id)) return; // a replay after a reconnect: already here
+  const pending = pendingById.get(m.id);
+  if (pending) {
+    pending.remove();
+    pendingById.delete(m.id);
+  }
+  const isOwn = own.has(m.id) || Boolean(pending);
+  const li = bubble(m, isOwn ? 'own' : '');
+  li.dataset.id = m.id;
+  shown.set(m.id, { m, li });
+  place(li, isOwn);
+  if (shown.size > MAX_SHOWN) {
+    const [oldest] = shown.keys();
+    shown.get(oldest).li.remove();
+    shown.delete(oldest);
+  }
+}
+
+function reset() {
+  for (const { li } of shown.values()) li.remove();
+  shown.clear();
+}
+
+function setOnline(n) {
+  online = n;
+  onlineEl.textContent = `${n} online`;
+}
+
+function setStatus(state) {
+  statusEl.dataset.state = state;
+  statusEl.textContent = state;
+}
+
+const parse = (data) => { try { return JSON.parse(data); } catch { return null; } };
+
+/** One event from the stream, whether this tab's own or relayed by the leader. */
+function handle(kind, data) {
+  lastByte = Date.now();
+  if (kind === 'message') showMessage(parse(data));
+  else if (kind === 'presence') { const p = parse(data); if (p) setOnline(p.online); }
+  else if (kind === 'reset') reset();
+  else if (kind === 'ping') { const ms = Number(data); if (ms > 0) heartbeat = ms; }
+}
+
+// ---- the stream -------------------------------------------------------------------
+const channel = 'BroadcastChannel' in window ? new BroadcastChannel('lanchat') : null;
+const relay = (msg) => { if (channel) channel.postMessage(msg); };
+let leading = false;
+let source = null;
+let reopenTimer = 0;
+
+function status(state) {
+  setStatus(state);
+  relay({ type: 'status', state });
+}
+
+function open() {
+  close();
+  // A new EventSource sends no Last-Event-ID header; the query carries it instead.
+  const url = lastId ? `/events?last_event_id=${encodeURIComponent(lastId)}` : '/events';
+  const es = new EventSource(url);
+  source = es;
+  lastByte = Date.now();
+  es.onopen = () => { lastByte = Date.now(); status('connected'); };
+  es.onerror = () => {
+    if (es !== source) return;
+    status(navigator.onLine === false ? 'offline' : 'reconnecting');
+    // CLOSED means the browser gave up (a non-200 answer); try again ourselves.
+    if (es.readyState === EventSource.CLOSED) reopenTimer = setTimeout(open, 5000);
+  };
+  const on = (kind) => (e) => {
+    if (es !== source) return;
+    handle(kind, e.data);
+    relay({ type: 'event', kind, data: e.data });
+  };
+  es.onmessage = on('message');
+  for (const kind of ['presence', 'reset', 'ping']) es.addEventListener(kind, on(kind));
+}
+
+function close() {
+  clearTimeout(reopenTimer);
+  if (source) source.close();
+  source = null;
+}
+
+function lead() {
+  if (leading) return;
+  leading = true;
+  open();
+}
+
+function stepDown() {
+  leading = false;
+  close();
+}
+
+if (channel) {
+  channel.onmessage = ({ data: msg }) => {
+    if (msg.type === 'event' && !leading) handle(msg.kind, msg.data);
+    else if (msg.type === 'status' && !leading) { lastByte = Date.now(); setStatus(msg.state); }
+    else if (msg.type === 'own') { own.add(msg.id); markOwn(msg.id); }
+    else if (msg.type === 'hello' && leading) {
+      relay({
+        type: 'snapshot',
+        messages: [...shown.values()].map((e) => e.m),
+        online,
+        heartbeat,
+        state: statusEl.dataset.state,
+      });
+    } else if (msg.type === 'snapshot' && !leading) {
+      lastByte = Date.now();
+      heartbeat = msg.heartbeat || heartbeat;
+      for (const m of msg.messages) showMessage(m);
+      if (msg.online != null) setOnline(msg.online);
+      setStatus(msg.state);
+    }
+  };
+}
+
+/** Takes the lead when no other tab of this browser has it. */
+function elect() {
+  if (!channel) return lead();
+  if (navigator.locks && navigator.locks.request) {
+    // Held until this tab closes; then the next waiting tab gets it.
+    navigator.locks.request('lanchat-stream', () => { lead(); return new Promise(() => {}); });
+  } else {
+    // No Web Locks (plain http on a LAN address is not a secure context): a lease
+    // in localStorage, renewed while the tab runs. A throttled background tab lets
+    // it lapse, and a visible tab takes over.
+    const tab = Math.random().toString(36).slice(2);
+    const tick = () => {
+      const lease = parse(store.get(LEASE_KEY));
+      const now = Date.now();
+      if (!lease || lease.tab === tab || now - lease.t > 6000) {
+        store.set(LEASE_KEY, JSON.stringify({ tab, t: now }));
+        if (parse(store.get(LEASE_KEY))?.tab === tab) lead();
+      } else if (leading) {
+        stepDown();
+      }
+    };
+    tick();
+    setInterval(tick, 2000);
+    addEventListener('pagehide', () => { if (leading) store.remove(LEASE_KEY); });
+  }
+  relay({ type: 'hello' });
+}
+
+// A phone that wakes can hold an EventSource that looks open and is dead: reopen on
+// wake, and whenever nothing (not even a heartbeat) came for twice the interval.
+function checkAlive() {
+  if (document.hidden) return;
+  if (Date.now() - lastByte > 2 * heartbeat) {
+    // A follower whose leader went quiet (frozen in the background) streams itself.
+    leading = true;
+    open();
+  }
+}
+setInterval(checkAlive, 1000);
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) return;
+  if (leading) open();
+  else checkAlive();
+});
+addEventListener('online', () => { if (leading) open(); });
+addEventListener('offline', () => { if (leading) status('offline'); });
+
+// ---- sending ----------------------------------------------------------------------
+async function send(text, name, li) {
+  if (!li) {
+    li = bubble({ name: name || 'anonymous', text, time: Date.now() }, 'own pending');
+    list.append(li);
+    scrollToEnd();
+  }
+  li.className = 'msg own pending';
+  li.querySelector('.problem')?.remove();
+  try {
+    const res = await fetch('/message', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      body: new URLSearchParams({ name, message: text }),
+    });
+    if (!res.ok) {
+      const reason = (await res.text()).replace(/^\d+ [^:]*: /, '').trim();
+      return fail(li, text, name, reason || `not sent (${res.status})`);
+    }
+    const m = await res.json();
+    rememberOwn(m.id);
+    relay({ type: 'own', id: m.id });
+    if (shown.has(m.id)) {
+      // The event was faster than the answer.
+      li.remove();
+      markOwn(m.id);
+    } else {
+      pendingById.set(m.id, li);
+    }
+  } catch {
+    fail(li, text, name, 'not sent: no connection');
+  }
+}
+
+function fail(li, text, name, reason) {
+  li.className = 'msg own failed';
+  const problem = document.createElement('div');
+  problem.className = 'problem';
+  const why = document.createElement('span');
+  why.textContent = reason;
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.textContent = 'Retry';
+  retry.addEventListener('click', () => send(text, name, li));
+  problem.append(why, retry);
+  li.append(problem);
+}
+
+function autosize() {
+  input.style.height = 'auto';
+  input.style.height = `${input.scrollHeight}px`;
+}
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = input.value;
+  if (!text.trim()) return;
+  input.value = '';
+  autosize();
+  send(text, nameInput.value.trim());
+  input.focus();
+});
+input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
+input.addEventListener('input', autosize);
+
+// Keep the input bar above the on-screen keyboard where the browser does not
+// resize the page for it (iOS Safari).
+if (window.visualViewport) {
+  const fit = () => {
+    const follow = nearBottom();
+    document.body.style.height = `${window.visualViewport.height}px`;
+    if (follow) scrollToEnd();
+  };
+  window.visualViewport.addEventListener('resize', fit);
+}
+
+elect();
