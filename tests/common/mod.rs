@@ -317,8 +317,19 @@ impl Stream {
         }
     }
 
-    /// The next event of any kind; `None` if the stream ends first.
+    /// The next event other than a heartbeat `ping`, which can come at any point
+    /// (the opening chunk carries one); `None` if the stream ends first.
     pub fn next(&mut self) -> Option<Event> {
+        loop {
+            let event = self.next_any()?;
+            if event.event != "ping" {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event of any kind, pings included.
+    pub fn next_any(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 if event.event == "presence" {
@@ -346,7 +357,7 @@ impl Stream {
     /// The next event named `name`.
     pub fn next_named(&mut self, name: &str) -> Option<Event> {
         loop {
-            let event = self.next()?;
+            let event = self.next_any()?;
             if event.event == name {
                 return Some(event);
             }
