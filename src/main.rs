@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Action::Run(config, output) => (*config, output),
     };
     lanchat::log::set_level(output.log_level);
+    raise_open_file_limit(config.max_connections);
 
     let listener = match std::net::TcpListener::bind(config.listen) {
         Ok(l) => l,
@@ -95,4 +96,37 @@ fn banner(local: std::net::SocketAddr) {
         }
     }
     print!("{out}");
+}
+
+/// Each connection is a file descriptor, and the soft limit (often 1,024) is far
+/// below the default cap of 10,000: raise it to the hard limit, and say when the cap
+/// is still above what the system allows.
+fn raise_open_file_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
+        if soft < hard {
+            let from = soft;
+            limit.current = Some(hard);
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => lanchat::debug!("raised the open-file limit from {from} to {hard}"),
+                Err(e) => {
+                    lanchat::warn!("cannot raise the open-file limit from {from}: {e}");
+                    limit.current = Some(from);
+                }
+            }
+        }
+    }
+    // The listener, the executor's own descriptors and the history file need a few.
+    const SPARE: u64 = 32;
+    if let Some(soft) = limit.current {
+        if max_connections as u64 + SPARE > soft {
+            lanchat::warn!(
+                "--max-connections {max_connections} is above what the open-file limit of {soft} \
+                 allows; past about {} connections new ones wait. Raise it with `ulimit -n` \
+                 or LimitNOFILE= in the systemd unit",
+                soft.saturating_sub(SPARE)
+            );
+        }
+    }
 }

@@ -82,11 +82,17 @@ struct Running {
     child: Child,
     addr: SocketAddr,
     lines: mpsc::Receiver<String>,
+    /// What it logged before it was listening.
+    before: Vec<String>,
 }
 
 impl Running {
     fn start(args: &[&str]) -> Running {
-        let mut child = command(args)
+        Running::spawn(command(args))
+    }
+
+    fn spawn(mut command: Command) -> Running {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -99,6 +105,7 @@ impl Running {
             }
         });
         // Port 0 picks a free port; the log line says which.
+        let mut before = Vec::new();
         let addr = loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(30))
@@ -106,8 +113,14 @@ impl Running {
             if let Some(rest) = line.split(" listening on ").nth(1) {
                 break rest.split(' ').next().unwrap().parse().expect("an address");
             }
+            before.push(line);
         };
-        Running { child, addr, lines }
+        Running {
+            child,
+            addr,
+            lines,
+            before,
+        }
     }
 
     /// Sends SIGTERM and returns the exit output and the log lines after start.
@@ -192,4 +205,49 @@ fn an_unusable_data_dir_is_a_clear_error() {
         err.contains("cannot use the data directory /proc/lanchat"),
         "{err}"
     );
+}
+
+/// `command` run under a lowered open-file limit, as a fresh login on many systems
+/// has (soft 1,024 or less).
+fn with_file_limits(soft: u32, hard: u32, command: Command) -> Command {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!(
+            "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$@\""
+        ))
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env_remove("LANCHAT_LISTEN")
+        .stdin(Stdio::null());
+    sh
+}
+
+#[test]
+fn the_open_file_limit_is_raised_and_a_cap_above_it_is_reported() {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--quiet",
+        "--max-connections",
+        "1000",
+    ];
+    let running = Running::spawn(with_file_limits(128, 512, command(&args)));
+    let before = &running.before;
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("--max-connections 1000") && l.contains("limit of 512")),
+        "{before:?}"
+    );
+    // More streams than the soft limit the process started with.
+    let mut streams: Vec<Stream> = (0..200).map(|_| Stream::open(running.addr, None)).collect();
+    let last = streams.last_mut().unwrap();
+    last.wait_online(200);
+    let id = say(running.addr, "to everyone");
+    for stream in &mut streams {
+        assert_eq!(stream.next_message().unwrap()["id"], id.as_str());
+    }
+    let (out, _) = running.terminate();
+    assert!(out.status.success());
 }

@@ -1,0 +1,148 @@
+// The stream as phones live it: server restarts, resets, several tabs, and how the
+// page looks (screenshots for a person to check).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { desktop, ids, launch, phone, post, screenshots, startServer, texts, until } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const connected = (page) => page.locator('#status[data-state="connected"]').waitFor();
+
+test('a server restart shows reconnecting, then connected, and loses or doubles nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanchat-data-'));
+  let server = await startServer(['--data-dir', dir]);
+  const page = await (await browser.newContext(phone)).newPage();
+  await page.goto(server.url);
+  await connected(page);
+  const before = [];
+  for (let i = 0; i < 5; i++) before.push((await post(server, `before ${i}`)).id);
+  assert.deepEqual(await until(() => ids(page), before), before);
+
+  await server.kill();
+  await page.locator('#status[data-state="reconnecting"]').waitFor();
+  server = await startServer(['--data-dir', dir], server.addr);
+  // Posted before the page is back: it must come by replay, once.
+  const during = (await post(server, 'while you were away')).id;
+  await connected(page);
+  const later = (await post(server, 'after')).id;
+  const want = [...before, during, later];
+  assert.deepEqual(await until(() => ids(page), want), want);
+  assert.deepEqual((await texts(page)).slice(-2), ['while you were away', 'after']);
+  await page.context().close();
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a server that lost its history sends a reset and the page redraws', async () => {
+  let server = await startServer();
+  const page = await (await browser.newContext(desktop)).newPage();
+  await page.goto(server.url);
+  await connected(page);
+  await post(server, 'from the old run');
+  await page.locator('.msg[data-id]', { hasText: 'from the old run' }).waitFor();
+  await server.stop();
+  await page.locator('#status[data-state="reconnecting"]').waitFor();
+  server = await startServer([], server.addr);
+  await post(server, 'from the new run');
+  await connected(page);
+  assert.deepEqual(await until(() => texts(page), ['from the new run']), ['from the new run']);
+  await page.context().close();
+  await server.stop();
+});
+
+/** Opens `n` tabs of one browser (one context) and waits until all are connected. */
+async function tabs(server, n, options = phone, init) {
+  const context = await browser.newContext(options);
+  if (init) await context.addInitScript(init);
+  const pages = [];
+  for (let i = 0; i < n; i++) {
+    const page = await context.newPage();
+    page.streams = 0;
+    page.on('request', (r) => { if (new URL(r.url()).pathname === '/events') page.streams += 1; });
+    await page.goto(server.url);
+    pages.push(page);
+  }
+  for (const page of pages) await connected(page);
+  return { context, pages };
+}
+
+const onlineOf = (page) => page.locator('#online').textContent();
+
+for (const [label, init] of [
+  ['Web Locks', null],
+  // Plain http on a LAN address is not a secure context: no navigator.locks there.
+  ['a localStorage lease (no Web Locks)', () => { delete Navigator.prototype.locks; }],
+]) {
+  test(`several tabs share one stream, led by ${label}`, async () => {
+    const server = await startServer(['--heartbeat', '1s']);
+    // Each new tab asks the leader for what it has shown; the others must not
+    // show those messages twice.
+    const earlier = (await post(server, 'before the tabs opened')).id;
+    const { context, pages } = await tabs(server, 3, phone, init);
+    if (init) assert.equal(await pages[0].evaluate(() => 'locks' in navigator), false);
+    for (const page of pages) assert.equal(await until(() => onlineOf(page), '1 online'), '1 online');
+
+    await pages[2].fill('#message', `from tab 3 via ${label}`);
+    await pages[2].press('#message', 'Enter');
+    for (const page of pages) {
+      await page.locator('.msg[data-id]', { hasText: 'from tab 3' }).waitFor();
+    }
+    assert.match(await pages[0].locator('.msg', { hasText: 'from tab 3' }).getAttribute('class'), /\bown\b/);
+
+    // The leader goes away: another tab takes over the stream.
+    const leader = await leaderOf(pages);
+    await pages[leader].close();
+    const rest = pages.filter((_, i) => i !== leader);
+    const { id } = await post(server, 'after the leader left');
+    for (const page of rest) {
+      await page.locator(`.msg[data-id="${id}"]`).waitFor({ timeout: 15000 });
+    }
+    assert.equal(await until(() => onlineOf(rest[0]), '1 online'), '1 online');
+    for (const page of rest) {
+      const shown = await ids(page);
+      assert.equal(shown[0], earlier);
+      assert.equal(new Set(shown).size, shown.length, `no message twice: ${shown}`);
+      assert.equal(shown.length, 3);
+    }
+    await context.close();
+    await server.stop();
+  });
+}
+
+/** Which page holds the EventSource: the one that asked for /events. */
+async function leaderOf(pages) {
+  const leaders = pages.flatMap((page, i) => (page.streams > 0 ? [i] : []));
+  assert.equal(leaders.length, 1, 'exactly one tab opened a stream');
+  return leaders[0];
+}
+
+test('screenshots of the phone and desktop views, light and dark', async () => {
+  const server = await startServer();
+  await post(server, 'Dinner at 7? I\'ll bring bread 🍞', 'Sam');
+  await post(server, 'Yes! Who has the key to the bike shed? It should be on the hook by the door but it isn\'t.', 'Kim');
+  await post(server, 'https://example.com/a/very/long/link/that/must/wrap/somewhere/on/a/narrow/phone/screen', 'Sam');
+  for (const [name, options] of [['phone', phone], ['desktop', desktop]]) {
+    for (const scheme of ['light', 'dark']) {
+      const page = await (await browser.newContext({ ...options, colorScheme: scheme })).newPage();
+      await page.goto(server.url);
+      await connected(page);
+      await page.fill('#name', 'Kim');
+      await page.locator('.msg[data-id]').nth(2).waitFor();
+      const shown = await page.locator('.msg[data-id]').count();
+      await page.fill('#message', 'On my way');
+      await page.press('#message', 'Enter');
+      await page.locator('.msg[data-id]').nth(shown).waitFor();
+      await page.fill('#message', 'Typing…');
+      const file = join(screenshots, `${name}-${scheme}.png`);
+      await page.screenshot({ path: file });
+      await page.context().close();
+    }
+  }
+  console.log(`screenshots written to ${screenshots}`);
+  await server.stop();
+});
