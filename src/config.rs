@@ -45,6 +45,9 @@ pub struct Config {
     /// Where history is kept across restarts; none by default, so nothing is
     /// written to the Pi's SD card unless asked.
     pub data_dir: Option<std::path::PathBuf>,
+    /// A shared secret that the page, the stream and posting need, when set: the
+    /// start-up URL and QR code carry it, and the page keeps it in a cookie.
+    pub key: Option<String>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             data_dir: None,
+            key: None,
         }
     }
 }
@@ -162,6 +166,29 @@ pub const FLAGS: &[Flag] = &[
                 .as_ref()
                 .map_or("none".into(), |d| d.display().to_string())
         },
+    },
+    Flag {
+        name: "key",
+        value: "KEY",
+        help: "access key the page, stream and posts need (in the URL and QR code)",
+        set: |c, _, v| {
+            let v = v.trim();
+            let fine = |b: u8| b.is_ascii_alphanumeric() || b"-_.~".contains(&b);
+            if v.is_empty() {
+                c.key = None;
+            } else if v.len() > 128 || !v.bytes().all(fine) {
+                return Err(format!(
+                    "the key may have up to 128 letters, digits, '-', '_', '.' and '~', \
+                     so that it fits in a URL as it is; got {} characters",
+                    v.chars().count()
+                ));
+            } else {
+                c.key = Some(v.to_string());
+            }
+            Ok(())
+        },
+        // Never the key itself: --help output ends up in terminals and bug reports.
+        default: |c, _| (if c.key.is_some() { "set" } else { "none" }).into(),
     },
     Flag {
         name: "max-connections",
@@ -440,6 +467,16 @@ mod tests {
         let e = run(&["--queue", "0"], &[]).unwrap_err();
         assert!(e.contains("out of range"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn the_key_must_fit_a_url_and_is_never_shown() {
+        let (c, _) = run(&[], &[("LANCHAT_KEY", "tea-time_42")]).unwrap();
+        assert_eq!(c.key.as_deref(), Some("tea-time_42"));
+        let e = run(&["--key", "a b&c"], &[]).unwrap_err();
+        assert!(e.starts_with("--key: the key may have"), "{e}");
+        assert!(!e.contains("a b&c"), "the error does not echo the secret");
+        assert!(run(&["--key", &"k".repeat(129)], &[]).is_err());
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     };
 
     if !output.quiet {
-        banner(local);
+        banner(local, config.key.as_deref());
     }
     info!(
         "lanchat {} listening on {local} ({} threads)",
@@ -79,8 +79,15 @@ fn main() -> ExitCode {
 }
 
 /// The lines a person reads at start: where to point a phone.
-fn banner(local: std::net::SocketAddr) {
-    let urls = net::urls(local, &net::lan_ipv4(), net::hostname().as_deref());
+fn banner(local: std::net::SocketAddr, key: Option<&str>) {
+    let mut urls = net::urls(local, &net::lan_ipv4(), net::hostname().as_deref());
+    if let Some(key) = key {
+        // The key is limited to characters a URL carries as they are.
+        for url in &mut urls {
+            url.push_str("?key=");
+            url.push_str(key);
+        }
+    }
     let mut out = format!("lanchat {}\n", env!("CARGO_PKG_VERSION"));
     out.push_str("Open on a phone on this network:\n");
     for url in &urls {

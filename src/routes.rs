@@ -31,6 +31,8 @@ pub enum Reply {
 pub enum Error {
     /// `400`, with the reason.
     BadRequest(&'static str),
+    /// `401`: an access key is set and the request lacks it or has a wrong one.
+    Unauthorized,
     /// `403`, with the reason.
     Forbidden(&'static str),
     /// `404`.
@@ -52,6 +54,10 @@ impl Error {
     pub fn status_and_reason(self) -> (StatusCode, &'static str) {
         match self {
             Error::BadRequest(why) => (StatusCode::BadRequest, why),
+            Error::Unauthorized => (
+                StatusCode::Unauthorized,
+                "this chat needs its key: open the link or scan the QR code again",
+            ),
             Error::Forbidden(why) => (StatusCode::Forbidden, why),
             Error::NotFound => (StatusCode::NotFound, "no such page"),
             Error::MethodNotAllowed(_) => (StatusCode::MethodNotAllowed, "method not allowed"),
@@ -97,6 +103,11 @@ impl Error {
 pub async fn handle(req: Request, shared: &Shared) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
+    if let Some(key) = &shared.config.key {
+        if let Some(res) = check_key(&req, &path, key) {
+            return Reply::Response(Box::new(res));
+        }
+    }
     let result = match (path.as_str(), method) {
         ("/events", Method::Get) => return events(&req, shared).await,
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
@@ -238,4 +249,90 @@ fn asset(req: &Request, path: &str) -> Result<Response, Error> {
     };
     res.set_body(Body::from_reader(Cursor::new(bytes), Some(bytes.len())));
     Ok(res)
+}
+
+/// The cookie that holds the access key once a page was opened with it.
+const KEY_COOKIE: &str = "lanchat_key";
+
+/// With an access key set: `None` lets the request through, `Some` is the answer
+/// instead. The page, the stream and posting need the key; the other files (style,
+/// script, icons, the manifest, which browsers fetch without cookies) hold nothing
+/// private. The key comes as `?key=` (the URL in the QR code, or a script) or in the
+/// cookie the page got when it was first opened with it.
+fn check_key(req: &Request, path: &str, key: &str) -> Option<Response> {
+    let page = matches!(path, "/" | "/index.html");
+    if !page && !matches!(path, "/events" | "/message") {
+        return None;
+    }
+    let in_query = req
+        .url()
+        .query_pairs()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned());
+    let in_cookie = req.header("cookie").and_then(|values| {
+        values.iter().find_map(|v| {
+            v.as_str().split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == KEY_COOKIE).then(|| value.to_string())
+            })
+        })
+    });
+    let by_query = in_query.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
+    let by_cookie = in_cookie.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
+    if by_query && page {
+        // Keep it in a cookie scripts cannot read and other sites cannot send, and
+        // take it out of the address bar (and so out of shared screenshots).
+        let mut res = Response::new(StatusCode::SeeOther);
+        res.insert_header("location", "/");
+        res.insert_header("cache-control", "no-store");
+        res.insert_header(
+            "set-cookie",
+            format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"),
+        );
+        return Some(res);
+    }
+    if by_query || by_cookie {
+        return None;
+    }
+    if page {
+        let mut res = Response::new(StatusCode::Unauthorized);
+        res.insert_header("content-type", "text/html; charset=utf-8");
+        res.insert_header("cache-control", "no-store");
+        res.set_body(LOCKED_PAGE);
+        return Some(res);
+    }
+    Some(Error::Unauthorized.into_response())
+}
+
+const LOCKED_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>lanchat: key needed</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+<body><main class=\"locked\"><h1>This chat needs its key</h1>\
+<p>Scan the QR code shown where lanchat runs again, or ask for the link with\
+ <code>?key=</code> in it.</p></main></body></html>\n";
+
+/// Compares a presented key with the real one in time that does not depend on
+/// where they differ, so the key cannot be guessed a byte at a time.
+fn same_secret(given: &[u8], key: &[u8]) -> bool {
+    if given.len() != key.len() {
+        return false;
+    }
+    let diff = given
+        .iter()
+        .zip(key)
+        .fold(0u8, |acc, (a, b)| acc | std::hint::black_box(a ^ b));
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"tea-time", b"tea-time"));
+        assert!(!same_secret(b"tea-timf", b"tea-time"));
+        assert!(!same_secret(b"tea", b"tea-time"));
+        assert!(!same_secret(b"", b"tea-time"));
+    }
 }

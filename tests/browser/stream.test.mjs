@@ -121,6 +121,28 @@ async function leaderOf(pages) {
   return leaders[0];
 }
 
+test('with an access key, the link from the QR code lets a phone in and a bare URL does not', async () => {
+  const server = await startServer(['--key', 'tea-time_42']);
+  const stranger = await (await browser.newContext(phone)).newPage();
+  const refused = await stranger.goto(server.url);
+  assert.equal(refused.status(), 401);
+  assert.match(await stranger.locator('h1').textContent(), /needs its key/);
+
+  const guest = await (await browser.newContext(phone)).newPage();
+  await guest.goto(`${server.url}?key=tea-time_42`);
+  assert.equal(new URL(guest.url()).search, '', 'the key leaves the address bar');
+  await connected(guest);
+  await guest.fill('#message', 'in with the key');
+  await guest.press('#message', 'Enter');
+  await guest.locator('.msg[data-id]', { hasText: 'in with the key' }).waitFor();
+  assert.equal(await guest.evaluate(() => document.cookie), '', 'scripts cannot read the key');
+  await guest.reload();
+  await connected(guest);
+  await stranger.context().close();
+  await guest.context().close();
+  await server.stop();
+});
+
 test('screenshots of the phone and desktop views, light and dark', async () => {
   const server = await startServer();
   await post(server, 'Dinner at 7? I\'ll bring bread 🍞', 'Sam');
