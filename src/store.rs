@@ -80,7 +80,9 @@ pub fn load(bytes: &[u8], keep: usize) -> Vec<Message> {
         .filter_map(|line| serde_json::from_slice::<Message>(line).ok())
         .filter_map(|m| {
             let (epoch, n) = m.id.split_once('-')?;
-            Some((epoch.parse().ok()?, n.parse().ok()?, m))
+            let n: u64 = n.parse().ok()?;
+            // An edited or corrupt file must not make the next id overflow.
+            (n < u64::MAX / 2).then_some((epoch.parse().ok()?, n, m))
         })
         .collect();
     let mut run: Vec<Message> = Vec::new();
@@ -90,7 +92,7 @@ pub fn load(bytes: &[u8], keep: usize) -> Vec<Message> {
             break;
         }
         match next {
-            Some((e, want)) if e != epoch || n + 1 != want => break,
+            Some((e, want)) if e != epoch || n.checked_add(1) != Some(want) => break,
             _ => {}
         }
         next = Some((epoch, n));
