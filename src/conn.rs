@@ -12,18 +12,18 @@
 //!   queue: every frame queued at that moment goes out in one vectored write, and a
 //!   read on the socket notices at once when the client goes away.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read as _};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use async_io::{Async, Readable, Timer};
 use futures_lite::future::poll_fn;
 use futures_lite::io::AsyncWrite as _;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::{Method, Response, StatusCode};
 use smol::net::TcpStream;
-use smol::Timer;
 
 use crate::registry::Subscription;
 use crate::routes::{self, Reply};
@@ -46,7 +46,9 @@ x-accel-buffering: no\r\n\
 transfer-encoding: chunked\r\n\r\n";
 
 /// Serves one connection until the client closes, a deadline passes, or shutdown.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+/// `slot` is held for as long as the connection lives, by whichever task serves it
+/// last.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, slot: impl Send + 'static) {
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     loop {
@@ -67,7 +69,17 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                             return;
                         }
                     }
-                    Reply::Events(sub) => return stream_events(stream, sub, &shared).await,
+                    Reply::Events(sub) => {
+                        // The stream moves to the writers' executor, and this task,
+                        // with all it needed for requests, ends.
+                        let writers = shared.writers.clone();
+                        let task = async move {
+                            let _slot = slot;
+                            stream_events(stream, sub, &shared).await;
+                        };
+                        writers.spawn(Box::pin(task)).detach();
+                        return;
+                    }
                     Reply::ComeBackLater => return come_back_later(stream, &shared).await,
                 }
             }
@@ -223,8 +235,11 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
             return;
         }
     }
-    let mut watch = stream.clone();
-    while let Some(first) = next_frame(&sub, &mut watch).await {
+    // One readiness watch for the life of the stream: registered with the reactor
+    // once, it costs no syscall per event (a `read` per event would cost one).
+    let watch: Arc<Async<std::net::TcpStream>> = stream.clone().into();
+    let mut readable = watch.readable();
+    while let Some(first) = next_frame(&sub, &watch, &mut readable).await {
         let written = if sub.frames.is_empty() {
             // The usual case, one event: one write, no allocation.
             with_deadline(
@@ -254,22 +269,34 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
 }
 
 /// The next frame, or `None` when the queue is closed and empty or the client has
-/// gone. The read exists only to notice end-of-file: without it, a client that left
-/// is found only at the second write after it went.
-async fn next_frame(sub: &Subscription, socket: &mut TcpStream) -> Option<Frame> {
-    let mut byte = [0u8; 1];
+/// gone. The readiness watch exists only to notice end-of-file: without it, a client
+/// that left is found only at the second write after it went.
+async fn next_frame<'a>(
+    sub: &Subscription,
+    watch: &'a Async<std::net::TcpStream>,
+    readable: &mut Readable<'a, std::net::TcpStream>,
+) -> Option<Frame> {
     loop {
         let frame = async { Some(sub.frames.recv().await.ok()) };
-        let read = async {
-            match socket.read(&mut byte).await {
-                Ok(0) | Err(_) => Some(None),
-                // A client has nothing to say on a stream; ignore what it sends.
-                Ok(_) => None,
+        let gone = async {
+            match (&mut *readable).await {
+                Ok(()) => None,
+                Err(_) => Some(None),
             }
         };
-        if let Some(next) = frame.or(read).await {
+        if let Some(next) = frame.or(gone).await {
             return next;
         }
+        // Readable: the client closed, or sent something (it has nothing to say on
+        // a stream; what it sends is dropped).
+        let mut bytes = [0u8; 64];
+        match watch.get_ref().read(&mut bytes) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+        *readable = watch.readable();
     }
 }
 
@@ -317,6 +344,12 @@ async fn with_deadline<T>(
     work: impl std::future::Future<Output = io::Result<T>>,
     limit: Duration,
 ) -> io::Result<T> {
+    let mut work = std::pin::pin!(work);
+    // Nearly every write completes at once: a timer for it would cost a reactor
+    // registration per event per subscriber.
+    if let Some(done) = futures_lite::future::poll_once(&mut work).await {
+        return done;
+    }
     work.or(async {
         Timer::after(limit).await;
         Err(io::ErrorKind::TimedOut.into())

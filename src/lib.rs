@@ -62,23 +62,31 @@ pub fn run(
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = smol::net::TcpListener::try_from(listener)?;
+    // Two executors on the same threads: `ex` for accepting, requests and the
+    // registry; `writers` for the event streams. smol runs tasks first in, first
+    // out, so one publish that wakes 10,000 stream writers would otherwise make the
+    // next POST wait behind all of them. Nested, each `run` gives the other a turn
+    // every 200 tasks at most.
     let ex = Arc::new(smol::Executor::new());
+    let writers = Arc::new(smol::Executor::new());
     let threads = config.threads.max(1);
     // Closed when the server is done, which releases the helper threads.
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     std::thread::scope(|scope| {
         for i in 1..threads {
             let ex = ex.clone();
+            let writers = writers.clone();
             let done = done_rx.clone();
             std::thread::Builder::new()
                 .name(format!("lanchat-{i}"))
                 .spawn_scoped(scope, move || {
-                    smol::block_on(ex.run(async {
+                    smol::block_on(ex.run(writers.run(async {
                         let _ = done.recv().await;
-                    }))
+                    })))
                 })?;
         }
-        let result = smol::block_on(ex.run(server::serve(ex.clone(), listener, config, shutdown)));
+        let serving = server::serve(ex.clone(), writers.clone(), listener, config, shutdown);
+        let result = smol::block_on(ex.run(writers.run(serving)));
         drop(done_tx);
         result
     })

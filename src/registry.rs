@@ -31,6 +31,17 @@ use crate::store::Store;
 /// crowd joining at once costs one event, not one per join.
 pub const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
+/// How often a held-back publish looks again whether the streams have caught up.
+const CONGESTION_RECHECK: Duration = Duration::from_millis(2);
+
+/// The longest a post is held back, whatever the streams' state: a post is never
+/// delayed for long by clients that have stopped reading.
+const MAX_HOLD: Duration = Duration::from_millis(250);
+
+/// Streams that must be behind, beyond a tenth of all, before posts are held back:
+/// a few sleeping phones on a small chat never hold anyone up.
+const CONGESTION_MIN_BEHIND: usize = 16;
+
 /// What the registry is told to do.
 #[derive(Debug)]
 pub enum Command {
@@ -158,6 +169,11 @@ struct Registry {
     /// When the pending presence event is due, if a change is waiting.
     presence_due: Option<Instant>,
     presence_sent: usize,
+    /// Posts held back while the streams are congested, oldest first.
+    waiting: VecDeque<(Instant, Draft, Sender<Message>)>,
+    /// Whether, at the last broadcast or check, more than a tenth of the streams
+    /// had more than [`Registry::congestion_depth`] frames queued.
+    congested: bool,
 }
 
 impl Registry {
@@ -188,6 +204,8 @@ impl Registry {
             presence_due: None,
             presence_sent: 0,
             store_failing: false,
+            waiting: VecDeque::new(),
+            congested: false,
         }
     }
 
@@ -196,7 +214,11 @@ impl Registry {
             // Deadlines are checked on every turn as well as by the timer, because a
             // steady stream of commands would otherwise keep the timer from firing.
             self.on_time(Instant::now());
-            let due = self.next_deadline();
+            self.release_waiting();
+            let mut due = self.next_deadline();
+            if !self.waiting.is_empty() {
+                due = due.min(Instant::now() + CONGESTION_RECHECK);
+            }
             let cmd = async { rx.recv().await.ok() }
                 .or(async {
                     Timer::at(due).await;
@@ -217,8 +239,8 @@ impl Registry {
                 }
                 Some(Command::Leave { .. }) => {}
                 Some(Command::Publish { draft, reply }) => {
-                    let message = self.publish(draft);
-                    let _ = reply.try_send(message);
+                    self.waiting.push_back((Instant::now(), draft, reply));
+                    self.release_waiting();
                 }
                 Some(Command::Shutdown) => break,
                 None if rx.is_closed() => break,
@@ -309,7 +331,15 @@ impl Registry {
         }
     }
 
+    #[cfg(test)]
     fn publish(&mut self, draft: Draft) -> Message {
+        let (message, frame) = self.record(draft);
+        self.broadcast(&frame);
+        message
+    }
+
+    /// Gives a draft its id, stores it and encodes its frame, ready to broadcast.
+    fn record(&mut self, draft: Draft) -> (Message, Frame) {
         let n = self.next_n;
         self.next_n += 1;
         let message = Message {
@@ -343,19 +373,77 @@ impl Registry {
                 frame: frame.clone(),
             });
         }
-        self.broadcast(&frame);
-        message
+        (message, frame)
+    }
+
+    /// Publishes held-back posts while the streams keep up.
+    ///
+    /// Posters flat out can publish faster than thousands of streams can be written.
+    /// Accepting every post at once would only fill the queues until subscribers are
+    /// dropped and must replay, and every message would wait seconds in a queue.
+    /// Holding posts back while most streams are behind makes the posters wait
+    /// instead: throughput is what the streams can take, queues stay short, and
+    /// nothing is dropped. A few stuck clients do not count; the queue cap is theirs.
+    fn release_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        if self.congested {
+            self.congested = self.is_congested();
+        }
+        loop {
+            let overdue = self
+                .waiting
+                .front()
+                .is_some_and(|(since, _, _)| since.elapsed() >= MAX_HOLD);
+            if self.congested && !overdue {
+                break;
+            }
+            let Some((_, draft, reply)) = self.waiting.pop_front() else {
+                break;
+            };
+            let (message, frame) = self.record(draft);
+            // Answer first: the poster's task is then queued ahead of the
+            // thousands of stream writers the broadcast wakes.
+            let _ = reply.try_send(message);
+            self.broadcast(&frame);
+        }
+    }
+
+    /// Frames queued for a stream beyond which it counts as behind.
+    fn congestion_depth(&self) -> usize {
+        (self.options.queue / 8).clamp(1, 32)
+    }
+
+    fn is_congested(&self) -> bool {
+        let depth = self.congestion_depth();
+        let behind = self
+            .subscribers
+            .values()
+            .filter(|tx| tx.len() > depth)
+            .count();
+        congested(behind, self.subscribers.len())
     }
 
     fn broadcast(&mut self, frame: &Frame) {
         let cap = self.options.queue;
+        let depth = self.congestion_depth();
         let before = self.subscribers.len();
-        self.subscribers
-            .retain(|_, tx| tx.len() < cap && tx.try_send(frame.clone()).is_ok());
+        let mut behind = 0;
+        self.subscribers.retain(|_, tx| {
+            let queued = tx.len();
+            behind += usize::from(queued >= depth);
+            queued < cap && tx.try_send(frame.clone()).is_ok()
+        });
+        self.congested = congested(behind, before);
         if self.subscribers.len() != before {
             self.presence_changed();
         }
     }
+}
+
+fn congested(behind: usize, streams: usize) -> bool {
+    behind > CONGESTION_MIN_BEHIND && behind * 10 > streams
 }
 
 fn message_frame(message: &Message) -> Frame {
@@ -438,6 +526,57 @@ mod tests {
         for i in 0..n {
             r.publish(Draft::new("a", &format!("m{i}")).unwrap());
         }
+    }
+
+    /// Queues a post as the run loop does; returns what the poster is answered.
+    fn offer(r: &mut Registry, text: &str) -> Receiver<Message> {
+        let (reply, answer) = async_channel::bounded(1);
+        r.waiting
+            .push_back((Instant::now(), Draft::new("a", text).unwrap(), reply));
+        r.release_waiting();
+        answer
+    }
+
+    #[test]
+    fn posts_wait_while_most_streams_are_behind_and_go_out_when_they_catch_up() {
+        let mut r = registry(100, 0);
+        r.options.queue = 64; // behind means more than 8 queued
+        let subs: Vec<Subscription> = (0..40).map(|_| r.join(None)).collect();
+        post(&mut r, 9);
+        assert!(r.congested, "40 of 40 streams hold 9 frames");
+        let held = offer(&mut r, "held");
+        assert!(held.try_recv().is_err(), "held back while congested");
+        // The streams are written: the post goes out on the next check.
+        for sub in &subs {
+            while sub.frames.try_recv().is_ok() {}
+        }
+        r.release_waiting();
+        assert_eq!(held.try_recv().unwrap().text, "held");
+        for sub in &subs {
+            assert_eq!(sub.frames.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_few_stuck_streams_never_hold_posts_back_and_none_is_held_for_long() {
+        let mut r = registry(100, 0);
+        r.options.queue = 64;
+        // A small chat where everyone's phone is asleep: never congested.
+        let few: Vec<Subscription> = (0..CONGESTION_MIN_BEHIND).map(|_| r.join(None)).collect();
+        post(&mut r, 20);
+        assert!(!r.congested);
+        assert_eq!(offer(&mut r, "goes").try_recv().unwrap().text, "goes");
+        // Many stuck streams: held, but never past MAX_HOLD.
+        let many: Vec<Subscription> = (0..40).map(|_| r.join(None)).collect();
+        post(&mut r, 9);
+        assert!(r.congested);
+        let (reply, answer) = async_channel::bounded(1);
+        let long_ago = Instant::now() - MAX_HOLD;
+        r.waiting
+            .push_back((long_ago, Draft::new("a", "overdue").unwrap(), reply));
+        r.release_waiting();
+        assert_eq!(answer.try_recv().unwrap().text, "overdue");
+        drop((few, many));
     }
 
     #[test]

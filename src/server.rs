@@ -38,6 +38,8 @@ pub struct Shared {
     pub registry: Handle,
     /// Never sent on; closed at shutdown, which wakes every waiting `recv`.
     pub stop: Receiver<()>,
+    /// Where event streams run, apart from requests (see `lib.rs`).
+    pub writers: Arc<Executor<'static>>,
     /// The first chunk of every stream: the `retry:` delay and a comment.
     pub opening: Frame,
 }
@@ -59,6 +61,7 @@ impl Drop for Slot {
 /// Accepts and serves connections until `shutdown` completes, then shuts down.
 pub async fn serve(
     ex: Arc<Executor<'static>>,
+    writers: Arc<Executor<'static>>,
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
@@ -101,6 +104,7 @@ pub async fn serve(
         config,
         registry: registry.clone(),
         stop,
+        writers,
         opening: sse::chunk(&opening),
     });
     let open = Arc::new(AtomicUsize::new(0));
@@ -122,11 +126,11 @@ pub async fn serve(
             };
             let shared = shared.clone();
             let task = async move {
-                let _slot = slot;
                 if over_cap {
+                    let _slot = slot;
                     conn::refuse(stream, shared).await;
                 } else {
-                    conn::serve(stream, shared).await;
+                    conn::serve(stream, shared, slot).await;
                 }
             };
             // Boxed so that each task's allocation is only as large as the
