@@ -180,3 +180,46 @@ fn posts_from_another_site_are_refused() {
     let ok = request(server.addr, "POST", "/message", &[form, &own], b"message=x");
     assert_eq!(ok.status, 303);
 }
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_millis(200));
+    let mut reader = BufReader::new(connect(server.addr));
+    reader
+        .get_mut()
+        .write_all(&build(server.addr, "GET", "/", &[], b""))
+        .unwrap();
+    assert_eq!(read_response(&mut reader).unwrap().status, 200);
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let n = reader.read_to_end(&mut rest).expect("closed, not timed out");
+    assert_eq!(n, 0, "nothing more is sent");
+    assert!(idle.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn the_page_is_installable_with_a_manifest_and_icons() {
+    let server = TestServer::start();
+    let page = get(server.addr, "/").text();
+    assert!(page.contains(r#"<link rel="manifest" href="/manifest.webmanifest">"#));
+    assert!(page.contains(r#"<meta name="theme-color""#));
+    let manifest = get(server.addr, "/manifest.webmanifest");
+    assert_eq!(manifest.status, 200);
+    assert_eq!(
+        manifest.header("content-type"),
+        Some("application/manifest+json")
+    );
+    let manifest = json(&manifest.body);
+    assert_eq!(manifest["display"], "standalone");
+    assert_eq!(manifest["start_url"], "/");
+    let icons = manifest["icons"].as_array().expect("icons");
+    let mut types = Vec::new();
+    for icon in icons {
+        let res = get(server.addr, icon["src"].as_str().unwrap());
+        assert_eq!(res.status, 200, "{icon}");
+        assert_eq!(res.header("content-type"), icon["type"].as_str(), "{icon}");
+        types.push(icon["type"].as_str().unwrap().to_string());
+    }
+    assert!(types.iter().any(|t| t == "image/svg+xml"));
+    assert!(types.iter().any(|t| t == "image/png"));
+}

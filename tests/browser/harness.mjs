@@ -42,6 +42,10 @@ export async function startServer(args = [], listen = '127.0.0.1:0') {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
     },
+    /** SIGSTOP / SIGCONT: the connection stays open and goes silent, as a dead
+     * one looks to a phone that wakes from sleep. */
+    freeze() { child.kill('SIGSTOP'); },
+    thaw() { child.kill('SIGCONT'); },
     /** SIGKILL: a power cut, as far as the browser can tell. */
     async kill() {
       if (child.exitCode === null) child.kill('SIGKILL');

@@ -55,6 +55,28 @@ test('a server that lost its history sends a reset and the page redraws', async 
   await server.stop();
 });
 
+test('a stream that goes silent past twice the heartbeat is reopened, and nothing is lost', async () => {
+  const server = await startServer(['--heartbeat', '1s']);
+  const page = await (await browser.newContext(phone)).newPage();
+  let opened = 0;
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/events') opened += 1; });
+  await page.goto(server.url);
+  await connected(page);
+  const first = (await post(server, 'before the silence')).id;
+  await page.locator(`.msg[data-id="${first}"]`).waitFor();
+  const before = opened;
+  // The socket stays open but nothing arrives, not even a heartbeat.
+  server.freeze();
+  assert.equal(await until(() => opened > before, true, 10000), true, 'the page reopened its stream');
+  server.thaw();
+  const after = (await post(server, 'after the silence')).id;
+  await page.locator(`.msg[data-id="${after}"]`).waitFor();
+  await connected(page);
+  assert.deepEqual((await ids(page)).slice(-2), [first, after]);
+  await page.context().close();
+  await server.stop();
+});
+
 /** Opens `n` tabs of one browser (one context) and waits until all are connected. */
 async function tabs(server, n, options = phone, init) {
   const context = await browser.newContext(options);

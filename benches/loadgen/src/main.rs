@@ -27,7 +27,8 @@ use smol::{Async, LocalExecutor, Timer};
 
 const USAGE: &str = "usage: loadgen MODE [options]
 modes:  floor | fanout | flatout | suite
-  --server PATH        lanchat binary (default target/release/lanchat)
+  --server CMD         the server to measure (default target/release/lanchat);
+                       peers: benches/peers/ (see BENCHMARKS.md)
   --subscribers N      /events clients (default 1000)
   --messages M         fanout: messages, one at a time (default 20)
   --publishers P       flatout: concurrent publishers (default 4)
@@ -35,6 +36,7 @@ modes:  floor | fanout | flatout | suite
   --threads K          server --threads (default 1)
   --runs R             suite: runs per figure (default 3)
   --out FILE           suite: also write the Markdown table here
+  --peer NAME=CMD      suite: another server to measure beside lanchat (repeatable)
 ";
 
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ struct Opts {
     threads: usize,
     runs: usize,
     out: Option<String>,
+    /// `NAME=COMMAND` servers the suite measures beside lanchat.
+    peers: Vec<String>,
 }
 
 fn parse_args() -> Result<(String, Opts), String> {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<(String, Opts), String> {
         threads: 1,
         runs: 3,
         out: None,
+        peers: Vec::new(),
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -78,6 +83,7 @@ fn parse_args() -> Result<(String, Opts), String> {
             "--threads" => o.threads = num()?.clamp(1, 64),
             "--runs" => o.runs = num()?.clamp(1, 20),
             "--out" => o.out = Some(value.clone()),
+            "--peer" => o.peers.push(value.clone()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -172,8 +178,13 @@ struct Server {
 impl Server {
     fn start(o: &Opts, queue: Option<usize>) -> Result<Server, String> {
         use std::io::{BufRead, BufReader};
+        // `--server` may carry arguments: `node benches/peers/node-tutorial.mjs`.
+        // One thread: core 0, the load generator has core 1. More threads share
+        // both cores with the load generator.
+        let cores = if o.threads > 1 { "0,1" } else { "0" };
         let mut cmd = Command::new("taskset");
-        cmd.args(["-c", "0", &o.server])
+        cmd.args(["-c", cores])
+            .args(o.server.split_whitespace())
             .args(["--listen", "127.0.0.1:0", "--quiet", "--log-level", "info"])
             .args(["--threads", &o.threads.to_string()])
             .args(["--max-connections", &(o.subscribers + 1000).to_string()])
@@ -931,68 +942,107 @@ fn flatout(o: &Opts) -> Result<FlatOut, String> {
 // ---- the suite --------------------------------------------------------------------
 
 fn suite(o: &Opts) -> Result<(), String> {
+    let mut servers = vec![
+        ("lanchat, 1 thread".to_string(), o.server.clone(), 1),
+        ("lanchat, 2 threads".to_string(), o.server.clone(), 2),
+    ];
+    for peer in &o.peers {
+        let (name, cmd) = peer.split_once('=').ok_or("--peer wants NAME=COMMAND")?;
+        servers.push((name.to_string(), cmd.to_string(), 1));
+    }
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| subscribers | threads | floor µs/write | floor round ms | idle RSS KiB | KiB/subscriber (after traffic) | CPU µs/delivery (× floor) | publish→last p50 ms (× floor round) | p99 ms | flat-out deliveries/s | posts/s | flat-out p50 ms | lost | dup | reconnects |"
+        "| subscribers | server | KiB/subscriber idle (after traffic) | idle RSS KiB | CPU µs/delivery (× floor) | publish→last p50 / p99 ms (p50 × floor round) | flat-out deliveries/s | flat-out posts/s | flat-out p50 ms | lost | dup | reconnects |"
     );
-    let _ = writeln!(table, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        table,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let mut floor_lines = String::new();
     for subscribers in [1_000, 10_000] {
-        let o = Opts {
-            subscribers,
-            ..o.clone()
-        };
         let mut floors = Vec::new();
-        let mut fans = Vec::new();
-        let mut flats = Vec::new();
+        let mut results: Vec<(Vec<FanOut>, Vec<FlatOut>)> =
+            vec![(Vec::new(), Vec::new()); servers.len()];
+        let mut failed: Vec<Option<String>> = vec![None; servers.len()];
         for run in 0..o.runs {
             let f = floor(subscribers)?;
             eprintln!("run {run}: {f}");
-            let fan = fanout(&o)?;
-            eprintln!("run {run}: {fan}");
-            let flat = flatout(&o)?;
-            eprintln!("run {run}: {flat}");
             floors.push(f);
-            fans.push(fan);
-            flats.push(flat);
+            for (i, (name, cmd, threads)) in servers.iter().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                let o = Opts {
+                    subscribers,
+                    server: cmd.clone(),
+                    threads: *threads,
+                    ..o.clone()
+                };
+                // A server that fails is reported as such; the others go on.
+                match fanout(&o).and_then(|fan| Ok((fan, flatout(&o)?))) {
+                    Ok((fan, flat)) => {
+                        eprintln!("run {run}: {name}: {fan}");
+                        eprintln!("run {run}: {name}: {flat}");
+                        results[i].0.push(fan);
+                        results[i].1.push(flat);
+                    }
+                    Err(e) => {
+                        eprintln!("run {run}: {name}: failed: {e}");
+                        failed[i] = Some(e);
+                    }
+                }
+            }
         }
-        let med = |v: Vec<f64>| {
-            let mut v = v;
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let floor_us = med(floors.iter().map(|f| us(f.per_write)).collect());
-        // The floor's round is over its own socket count; scale to N.
+        // The floor's round is over its own socket count; scaled to N.
         let floor_round = med(floors
             .iter()
             .map(|f| ms(f.round) * subscribers as f64 / f.sockets as f64)
             .collect());
-        let cpu = med(fans.iter().map(|f| us(f.cpu_per_delivery)).collect());
-        let p50 = med(fans.iter().map(|f| ms(f.last_p50)).collect());
         let _ = writeln!(
-            table,
-            "| {subscribers} | {} | {floor_us:.2} | {floor_round:.1} | {:.0} | {:.2} ({:.2}) | {cpu:.2} ({:.2}×) | {p50:.1} ({:.2}×) | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
-            o.threads,
-            med(fans.iter().map(|f| f.rss_idle_kib as f64).collect()),
-            med(fans.iter().map(|f| f.rss_per_sub).collect()),
-            med(fans.iter().map(|f| f.rss_per_sub_after).collect()),
-            cpu / floor_us,
-            p50 / floor_round,
-            med(fans.iter().map(|f| ms(f.last_p99)).collect()),
-            med(flats.iter().map(|f| f.deliveries_per_s).collect()),
-            med(flats.iter().map(|f| f.posts_per_s).collect()),
-            med(flats.iter().map(|f| ms(f.last_p50)).collect()),
-            fans.iter().map(|f| f.lost).sum::<u64>() + flats.iter().map(|f| f.lost).sum::<u64>(),
-            fans.iter().map(|f| f.duplicated).sum::<u64>()
-                + flats.iter().map(|f| f.duplicated).sum::<u64>(),
-            flats.iter().map(|f| f.reconnects).sum::<u64>(),
+            floor_lines,
+            "- {subscribers} subscribers: floor {floor_us:.2} µs of CPU per write, {floor_round:.1} ms per round over {subscribers} sockets (medians of {} runs; measured over {} sockets)",
+            o.runs,
+            floors[0].sockets
         );
+        for (((name, _, _), (fans, flats)), failure) in servers.iter().zip(&results).zip(&failed) {
+            if let Some(e) = failure {
+                let _ = writeln!(table, "| {subscribers} | {name} | failed: {e} |||||||||");
+                continue;
+            }
+            let cpu = med(fans.iter().map(|f| us(f.cpu_per_delivery)).collect());
+            let p50 = med(fans.iter().map(|f| ms(f.last_p50)).collect());
+            let _ = writeln!(
+                table,
+                "| {subscribers} | {name} | {:.2} ({:.2}) | {:.0} | {cpu:.2} ({:.2}×) | {p50:.1} / {:.1} ({:.2}×) | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                med(fans.iter().map(|f| f.rss_per_sub).collect()),
+                med(fans.iter().map(|f| f.rss_per_sub_after).collect()),
+                med(fans.iter().map(|f| f.rss_idle_kib as f64).collect()),
+                cpu / floor_us,
+                med(fans.iter().map(|f| ms(f.last_p99)).collect()),
+                p50 / floor_round,
+                med(flats.iter().map(|f| f.deliveries_per_s).collect()),
+                med(flats.iter().map(|f| f.posts_per_s).collect()),
+                med(flats.iter().map(|f| ms(f.last_p50)).collect()),
+                fans.iter().map(|f| f.lost).sum::<u64>() + flats.iter().map(|f| f.lost).sum::<u64>(),
+                fans.iter().map(|f| f.duplicated).sum::<u64>()
+                    + flats.iter().map(|f| f.duplicated).sum::<u64>(),
+                flats.iter().map(|f| f.reconnects).sum::<u64>(),
+            );
+        }
     }
-    print!("{table}");
+    let report = format!("{table}\n{floor_lines}");
+    print!("{report}");
     if let Some(path) = &o.out {
-        std::fs::write(path, &table).map_err(|e| format!("cannot write {path}: {e}"))?;
+        std::fs::write(path, &report).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     Ok(())
+}
+
+fn med(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
