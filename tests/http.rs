@@ -192,7 +192,9 @@ fn an_idle_keep_alive_connection_is_closed() {
     assert_eq!(read_response(&mut reader).unwrap().status, 200);
     let idle = Instant::now();
     let mut rest = Vec::new();
-    let n = reader.read_to_end(&mut rest).expect("closed, not timed out");
+    let n = reader
+        .read_to_end(&mut rest)
+        .expect("closed, not timed out");
     assert_eq!(n, 0, "nothing more is sent");
     assert!(idle.elapsed() >= Duration::from_millis(200));
 }
