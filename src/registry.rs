@@ -64,6 +64,14 @@ pub enum Command {
         /// Where the stored message goes.
         reply: Sender<Message>,
     },
+    /// The frames of the newest messages, oldest first, for the page readers
+    /// without JavaScript see.
+    Recent {
+        /// How many at most.
+        count: usize,
+        /// Where the frames go.
+        reply: Sender<Vec<Frame>>,
+    },
     /// End every stream and stop.
     Shutdown,
 }
@@ -124,6 +132,21 @@ impl Handle {
         };
         self.tx.send(cmd).await.ok()?;
         rx.recv().await.ok()
+    }
+
+    /// The frames of the newest `count` messages, oldest first; empty when the
+    /// registry has stopped.
+    pub async fn recent(&self, count: usize) -> Vec<Frame> {
+        let (reply, rx) = async_channel::bounded(1);
+        if self
+            .tx
+            .send(Command::Recent { count, reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.recv().await.unwrap_or_default()
     }
 
     /// Stores and sends a message; returns it with its id and time. `None` when the
@@ -241,6 +264,11 @@ impl Registry {
                 Some(Command::Publish { draft, reply }) => {
                     self.waiting.push_back((Instant::now(), draft, reply));
                     self.release_waiting();
+                }
+                Some(Command::Recent { count, reply }) => {
+                    let skip = self.history.len().saturating_sub(count);
+                    let frames = self.history.iter().skip(skip).map(|s| s.frame.clone());
+                    let _ = reply.try_send(frames.collect());
                 }
                 Some(Command::Shutdown) => break,
                 None if rx.is_closed() => break,

@@ -113,6 +113,8 @@ pub async fn handle(req: Request, shared: &Shared) -> Reply {
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
         ("/message", Method::Post) => post_message(req, shared).await,
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
+        ("/recent", Method::Get | Method::Head) => Ok(recent(shared).await),
+        ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
         (path, Method::Get | Method::Head) => asset(&req, path),
         (path, _) if assets::lookup(path).is_some() => Err(Error::MethodNotAllowed("GET, HEAD")),
         _ => Err(Error::NotFound),
@@ -192,6 +194,60 @@ async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Err
     }
 }
 
+/// How many messages the page without JavaScript shows.
+const RECENT: usize = 50;
+
+/// The newest messages as plain HTML, for readers without JavaScript: the chat page
+/// shows it in a frame inside `<noscript>`, and it reloads itself.
+async fn recent(shared: &Shared) -> Response {
+    let mut html = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"10; url=/recent#end\">\
+         <title>lanchat: recent messages</title>\
+         <link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body class=\"recent\"><ol id=\"messages\">",
+    );
+    for frame in shared.registry.recent(RECENT).await {
+        let Some(m) = frame_message(&frame) else {
+            continue;
+        };
+        html.push_str("<li class=\"msg\"><div class=\"meta\"><span class=\"who\">");
+        escape_into(&mut html, &m.name);
+        html.push_str("</span></div><div class=\"text\">");
+        escape_into(&mut html, &m.text);
+        html.push_str("</div></li>");
+    }
+    html.push_str("</ol><p id=\"end\" class=\"note\">Newest last; this page reloads every 10 seconds.</p></body></html>\n");
+    let mut res = Response::new(StatusCode::Ok);
+    res.insert_header("content-type", "text/html; charset=utf-8");
+    res.insert_header("cache-control", "no-store");
+    res.set_body(html);
+    res
+}
+
+/// The message inside a history frame: its `data:` line is the message as JSON, on
+/// one line (JSON escapes line breaks).
+fn frame_message(frame: &[u8]) -> Option<crate::message::Message> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let data = text.split('\n').find_map(|l| l.strip_prefix("data: "))?;
+    serde_json::from_str(data).ok()
+}
+
+/// Appends text as HTML text: nothing a poster writes can become markup.
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Refuses a post that a page on another site made a visitor's browser send. A post
 /// with neither `Origin` nor `Referer` (curl, scripts) is let through: a browser
 /// always sends one of them on a cross-site form post.
@@ -260,7 +316,7 @@ const KEY_COOKIE: &str = "lanchat_key";
 /// private. The key comes as `?key=` (the URL in the QR code, or a script) or in the
 /// cookie the page got when it was first opened with it.
 fn check_key(req: &Request, path: &str, key: &str) -> Option<Response> {
-    let page = matches!(path, "/" | "/index.html");
+    let page = matches!(path, "/" | "/index.html" | "/recent");
     if !page && !matches!(path, "/events" | "/message") {
         return None;
     }
@@ -327,6 +383,16 @@ fn same_secret(given: &[u8], key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        let mut out = String::new();
+        escape_into(&mut out, "<img src=x onerror='a'> & \"b\"");
+        assert_eq!(
+            out,
+            "&lt;img src=x onerror=&#39;a&#39;&gt; &amp; &quot;b&quot;"
+        );
+    }
 
     #[test]
     fn secrets_match_only_when_equal() {

@@ -235,3 +235,28 @@ fn shutdown_ends_open_streams_and_returns_promptly() {
     }
     assert!(std::net::TcpStream::connect(server.addr).is_err());
 }
+
+#[test]
+fn readers_without_javascript_get_the_recent_messages_as_html() {
+    let server = TestServer::start();
+    let evil = "<script>alert(1)</script> & \"quotes\"\nsecond line";
+    say(server.addr, "first");
+    say(server.addr, evil);
+    let page = get(server.addr, "/recent");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    let first = html.find(">first<").expect("the first message");
+    let second = html
+        .find("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;\nsecond line")
+        .expect("the second message, escaped");
+    assert!(first < second, "oldest first");
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("http-equiv=\"refresh\""));
+    // The chat page shows it when JavaScript is off.
+    assert!(get(server.addr, "/").text().contains("<noscript>"));
+    assert!(get(server.addr, "/").text().contains("src=\"/recent#end\""));
+}

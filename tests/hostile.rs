@@ -124,6 +124,7 @@ fn with_a_key_only_those_who_have_it_get_in() {
     assert_eq!(page.status, 401);
     assert!(page.text().contains("Scan the QR code"), "{}", page.text());
     assert_eq!(get(server.addr, "/events").status, 401);
+    assert_eq!(get(server.addr, "/recent").status, 401);
     assert_eq!(get(server.addr, "/?key=tea-time_43").status, 401);
     let post = request(server.addr, "POST", "/message", &[form], b"message=x");
     assert_eq!(post.status, 401);

@@ -2,7 +2,8 @@
 // the lead opens it and relays every event to the other tabs over a
 // BroadcastChannel (browsers allow six HTTP/1.1 connections per host; a seventh tab
 // would hang). Everything from the network is rendered with textContent, never as
-// HTML. Without JavaScript the form still posts and the page reloads.
+// HTML. Without JavaScript the form still posts, the page reloads, and a frame
+// shows the newest messages (/recent).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -124,6 +125,7 @@ function setOnline(n) {
 }
 
 function setStatus(state) {
+  statusEl.hidden = false; // hidden in the HTML: without JavaScript there is no stream
   statusEl.dataset.state = state;
   statusEl.textContent = state;
 }

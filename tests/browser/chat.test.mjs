@@ -162,7 +162,7 @@ test('scrolled up, new messages show a hint instead of moving the list', async (
   await page.context().close();
 });
 
-test('without JavaScript the form posts and the page comes back', async () => {
+test('without JavaScript the form posts and the page comes back showing it', async () => {
   const context = await browser.newContext({ ...phone, javaScriptEnabled: false });
   const page = await context.newPage();
   await page.goto(server.url);
@@ -175,6 +175,12 @@ test('without JavaScript the form posts and the page comes back', async () => {
   await bubble.waitFor();
   assert.equal(await bubble.locator('.text').textContent(), 'sent by a plain form, café & co');
   assert.equal(await bubble.locator('.who').textContent(), 'NoJS');
+  // And the page that came back shows it, with no script at all.
+  const recent = page.frameLocator('iframe.recent-frame');
+  const shown = recent.locator('.msg', { hasText: 'sent by a plain form' });
+  await shown.waitFor();
+  assert.equal(await shown.locator('.who').textContent(), 'NoJS');
+  assert.equal(await shown.locator('.text').textContent(), 'sent by a plain form, café & co');
   await context.close();
   await reader.context().close();
 });
