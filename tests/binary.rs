@@ -132,7 +132,13 @@ impl Running {
             .unwrap()
             .success());
         let out = wait_exit(self.child, Duration::from_secs(5)).expect("exited after SIGTERM");
-        (out, self.lines.try_iter().collect())
+        // The reader thread may still hold the last lines: take them until it ends
+        // at end-of-file (the channel then disconnects).
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        (out, rest)
     }
 }
 

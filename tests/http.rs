@@ -185,12 +185,13 @@ fn posts_from_another_site_are_refused() {
 fn an_idle_keep_alive_connection_is_closed() {
     let server = TestServer::with(|c| c.idle_timeout = Duration::from_millis(200));
     let mut reader = BufReader::new(connect(server.addr));
+    // Taken before the request: the server's idle time starts after it answers.
+    let idle = Instant::now();
     reader
         .get_mut()
         .write_all(&build(server.addr, "GET", "/", &[], b""))
         .unwrap();
     assert_eq!(read_response(&mut reader).unwrap().status, 200);
-    let idle = Instant::now();
     let mut rest = Vec::new();
     let n = reader
         .read_to_end(&mut rest)
