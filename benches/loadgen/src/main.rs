@@ -761,15 +761,48 @@ impl std::fmt::Display for FanOut {
     }
 }
 
+/// A fresh server, its idle RSS, and what a run's subscribers share.
+struct Run {
+    server: Server,
+    pid: u32,
+    addr: SocketAddr,
+    rss_idle: u64,
+    board: Shared,
+    stop_tx: async_channel::Sender<()>,
+    stop: async_channel::Receiver<()>,
+}
+
+impl Run {
+    fn start(o: &Opts) -> Result<Run, String> {
+        let server = Server::start(o, None)?;
+        let pid = server.pid();
+        let addr = server.addr;
+        // Let it settle before the idle reading.
+        std::thread::sleep(Duration::from_millis(200));
+        let (stop_tx, stop) = async_channel::bounded::<()>(1);
+        Ok(Run {
+            rss_idle: rss_kib(pid),
+            server,
+            pid,
+            addr,
+            board: Rc::default(),
+            stop_tx,
+            stop,
+        })
+    }
+}
+
 fn fanout(o: &Opts) -> Result<FanOut, String> {
-    let server = Server::start(o, None)?;
-    let pid = server.pid();
-    let addr = server.addr;
-    std::thread::sleep(Duration::from_millis(200));
-    let rss_idle = rss_kib(pid);
+    let Run {
+        server,
+        pid,
+        addr,
+        rss_idle,
+        board,
+        stop_tx,
+        stop,
+    } = Run::start(o)?;
     let ex = LocalExecutor::new();
-    let board: Shared = Rc::default();
-    let (stop_tx, stop) = async_channel::bounded::<()>(1);
     let n = o.subscribers;
     let result = smol::block_on(ex.run(async {
         subscribe_all(&ex, addr, n, &board, &stop).await?;
@@ -857,14 +890,16 @@ impl std::fmt::Display for FlatOut {
 }
 
 fn flatout(o: &Opts) -> Result<FlatOut, String> {
-    let server = Server::start(o, None)?;
-    let pid = server.pid();
-    let addr = server.addr;
-    std::thread::sleep(Duration::from_millis(200));
-    let rss_idle = rss_kib(pid);
+    let Run {
+        server,
+        pid,
+        addr,
+        rss_idle,
+        board,
+        stop_tx,
+        stop,
+    } = Run::start(o)?;
     let ex = LocalExecutor::new();
-    let board: Shared = Rc::default();
-    let (stop_tx, stop) = async_channel::bounded::<()>(1);
     let n = o.subscribers;
     let result = smol::block_on(ex.run(async {
         subscribe_all(&ex, addr, n, &board, &stop).await?;
