@@ -220,6 +220,17 @@ async fn come_back_later(stream: TcpStream, shared: &Shared) {
 /// registry (dropped for being too slow, or shutdown), or a write stalls.
 async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared) {
     let deadline = shared.config.write_timeout;
+    // A phone that leaves the Wi-Fi sends no FIN or RST: without this the kernel
+    // retransmits to it for many minutes, and it stays counted as online. Data
+    // unacknowledged for a heartbeat interval ends the connection instead, and the
+    // watch below sees it; a live client acknowledges every heartbeat. At least a
+    // second, so that a very short --heartbeat cannot end live connections over a
+    // lost packet or two.
+    let timeout = shared.config.heartbeat.max(Duration::from_secs(1));
+    let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(&stream, millis) {
+        crate::debug!("cannot set TCP_USER_TIMEOUT: {e}");
+    }
     let opening = [Frame::from(EVENTS_HEAD), shared.opening.clone()];
     if with_deadline(write_frames(&mut stream, &opening), deadline)
         .await

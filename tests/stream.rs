@@ -221,6 +221,81 @@ fn presence_counts_up_and_down_including_an_aborted_client() {
     watcher.wait_online(1);
 }
 
+/// Drops every packet from the server to one client port while it lives: the
+/// client is gone without a FIN or RST, as a phone that left the Wi-Fi.
+struct Blackhole(Vec<String>);
+
+impl Blackhole {
+    fn new(server: std::net::SocketAddr, client: std::net::SocketAddr) -> Option<Blackhole> {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-o",
+            "lo",
+            "-p",
+            "tcp",
+            "--sport",
+            &server.port().to_string(),
+            "--dport",
+            &client.port().to_string(),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let added = std::process::Command::new("iptables")
+            .arg("-I")
+            .args(&rule)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        added.then_some(Blackhole(rule))
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("iptables")
+            .arg("-D")
+            .args(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_client_that_vanishes_without_a_word_leaves_the_count_within_two_heartbeats_or_a_second() {
+    let heartbeat = Duration::from_millis(300);
+    let server = TestServer::with(|c| c.heartbeat = heartbeat);
+    let mut watcher = Stream::open(server.addr, None);
+    let vanishing = Stream::open(server.addr, None);
+    watcher.wait_online(2);
+    let client = vanishing.socket().local_addr().unwrap();
+    let Some(_hole) = Blackhole::new(server.addr, client) else {
+        let required = std::env::var_os("LANCHAT_REQUIRE_NETFILTER").is_some_and(|v| v == "1");
+        assert!(!required, "this test needs iptables and root");
+        eprintln!("SKIPPED: dropping packets needs iptables and root");
+        return;
+    };
+    let gone = std::time::Instant::now();
+    while watcher.online != Some(1) {
+        assert!(
+            gone.elapsed() < WAIT,
+            "still counted after {:?}",
+            gone.elapsed()
+        );
+        watcher.next_any().expect("the watcher's stream");
+    }
+    // The next heartbeat, then unacknowledged for the timeout (a heartbeat, at least
+    // a second), then the presence delay: about 1.6 s. Without the timeout the kernel
+    // retransmits for minutes; the bound leaves room for a busy machine.
+    assert!(
+        gone.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        gone.elapsed()
+    );
+    drop(vanishing);
+}
+
 #[test]
 fn ids_from_before_a_restart_are_never_taken_for_new_ones() {
     let first = TestServer::start();
