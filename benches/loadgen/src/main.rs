@@ -761,51 +761,42 @@ impl std::fmt::Display for FanOut {
     }
 }
 
-/// A fresh server, its idle RSS, and what a run's subscribers share.
-struct Run {
-    server: Server,
+/// A fresh server with its idle RSS, and what its subscribers record.
+struct Session {
     pid: u32,
     addr: SocketAddr,
     rss_idle: u64,
     board: Shared,
-    stop_tx: async_channel::Sender<()>,
-    stop: async_channel::Receiver<()>,
 }
 
-impl Run {
-    fn start(o: &Opts) -> Result<Run, String> {
-        let server = Server::start(o, None)?;
-        let pid = server.pid();
-        let addr = server.addr;
-        // Let it settle before the idle reading.
-        std::thread::sleep(Duration::from_millis(200));
-        let (stop_tx, stop) = async_channel::bounded::<()>(1);
-        Ok(Run {
-            rss_idle: rss_kib(pid),
-            server,
-            pid,
-            addr,
-            board: Rc::default(),
-            stop_tx,
-            stop,
-        })
-    }
+/// Starts a fresh server, joins `o.subscribers` to it, runs `body`, then stops both.
+fn session<T>(
+    o: &Opts,
+    body: impl AsyncFnOnce(&Session, &LocalExecutor<'static>) -> Result<T, String>,
+) -> Result<T, String> {
+    let server = Server::start(o, None)?;
+    let pid = server.pid();
+    // Let it settle before the idle reading.
+    std::thread::sleep(Duration::from_millis(200));
+    let s = Session {
+        pid,
+        addr: server.addr,
+        rss_idle: rss_kib(pid),
+        board: Rc::default(),
+    };
+    // Never sent on: dropped with this function, it ends the subscribers.
+    let (_stop_tx, stop) = async_channel::bounded::<()>(1);
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(async {
+        subscribe_all(&ex, s.addr, o.subscribers, &s.board, &stop).await?;
+        body(&s, &ex).await
+    }))
 }
 
 fn fanout(o: &Opts) -> Result<FanOut, String> {
-    let Run {
-        server,
-        pid,
-        addr,
-        rss_idle,
-        board,
-        stop_tx,
-        stop,
-    } = Run::start(o)?;
-    let ex = LocalExecutor::new();
     let n = o.subscribers;
-    let result = smol::block_on(ex.run(async {
-        subscribe_all(&ex, addr, n, &board, &stop).await?;
+    session(o, async |s: &Session, _: &LocalExecutor<'static>| {
+        let (pid, addr, rss_idle, board) = (s.pid, s.addr, s.rss_idle, &s.board);
         Timer::after(Duration::from_millis(300)).await;
         let rss_subs = rss_kib(pid);
         let (tx, rx) = async_channel::unbounded();
@@ -826,7 +817,6 @@ fn fanout(o: &Opts) -> Result<FanOut, String> {
         }
         let cpu = process_cpu(pid) - cpu0;
         let rss_after = rss_kib(pid);
-        drop(stop_tx);
         let b = board.borrow();
         let lat = |at: &Vec<Option<Instant>>| -> Vec<Duration> {
             ns.iter()
@@ -847,9 +837,7 @@ fn fanout(o: &Opts) -> Result<FanOut, String> {
             lost: b.lost,
             duplicated: b.duplicates,
         })
-    }));
-    drop(server);
-    result
+    })
 }
 
 // ---- flat-out ---------------------------------------------------------------------
@@ -890,19 +878,9 @@ impl std::fmt::Display for FlatOut {
 }
 
 fn flatout(o: &Opts) -> Result<FlatOut, String> {
-    let Run {
-        server,
-        pid,
-        addr,
-        rss_idle,
-        board,
-        stop_tx,
-        stop,
-    } = Run::start(o)?;
-    let ex = LocalExecutor::new();
     let n = o.subscribers;
-    let result = smol::block_on(ex.run(async {
-        subscribe_all(&ex, addr, n, &board, &stop).await?;
+    session(o, async |s: &Session, ex: &LocalExecutor<'static>| {
+        let (pid, addr, rss_idle, board) = (s.pid, s.addr, s.rss_idle, &s.board);
         board.borrow_mut().complete = None;
         let d0 = board.borrow().deliveries;
         let until = Instant::now() + Duration::from_secs(o.seconds);
@@ -947,7 +925,6 @@ fn flatout(o: &Opts) -> Result<FlatOut, String> {
             }
             Timer::after(Duration::from_millis(20)).await;
         }
-        drop(stop_tx);
         let b = board.borrow();
         let missing: u64 = b
             .behind
@@ -969,9 +946,7 @@ fn flatout(o: &Opts) -> Result<FlatOut, String> {
             reconnects: b.reconnects,
             rss_peak_per_sub: rss_end.saturating_sub(rss_idle) as f64 / n as f64,
         })
-    }));
-    drop(server);
-    result
+    })
 }
 
 // ---- the suite --------------------------------------------------------------------
