@@ -105,28 +105,26 @@ fn banner(local: std::net::SocketAddr, key: Option<&str>) {
     print!("{out}");
 }
 
-/// Each connection is a file descriptor, and the soft limit (often 1,024) is far
-/// below the default cap of 10,000: raise it to the hard limit, and say when the cap
-/// is still above what the system allows.
+/// Raises the open-file limit, and says when the cap is still above what the
+/// system allows.
 fn raise_open_file_limit(max_connections: usize) {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
-        if soft < hard {
-            let from = soft;
-            limit.current = Some(hard);
-            match setrlimit(Resource::Nofile, limit) {
-                Ok(()) => lanchat::debug!("raised the open-file limit from {from} to {hard}"),
-                Err(e) => {
-                    lanchat::warn!("cannot raise the open-file limit from {from}: {e}");
-                    limit.current = Some(from);
+    let soft = match lanchat::server::raise_open_file_limit() {
+        Ok((before, after)) => {
+            if let (Some(before), Some(after)) = (before, after) {
+                if before != after {
+                    lanchat::debug!("raised the open-file limit from {before} to {after}");
                 }
             }
+            after
         }
-    }
+        Err(e) => {
+            lanchat::warn!("cannot raise the open-file limit: {e}");
+            rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+        }
+    };
     // The listener, the executor's own descriptors and the history file need a few.
     const SPARE: u64 = 32;
-    if let Some(soft) = limit.current {
+    if let Some(soft) = soft {
         if max_connections as u64 + SPARE > soft {
             lanchat::warn!(
                 "--max-connections {max_connections} is above what the open-file limit of {soft} \

@@ -460,10 +460,14 @@ impl Registry {
         let mut behind = 0;
         self.subscribers.retain(|_, tx| {
             let queued = tx.len();
-            behind += usize::from(queued >= depth);
-            queued < cap && tx.try_send(frame.clone()).is_ok()
+            if queued >= cap || tx.try_send(frame.clone()).is_err() {
+                return false;
+            }
+            // Counted as `is_congested` counts: with this frame in the queue.
+            behind += usize::from(queued + 1 > depth);
+            true
         });
-        self.congested = congested(behind, before);
+        self.congested = congested(behind, self.subscribers.len());
         if self.subscribers.len() != before {
             self.presence_changed();
         }

@@ -29,6 +29,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1_500);
 /// descriptors, say): long enough for connections to close, short enough to notice.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// Raises the soft limit on open files to the hard limit: each connection is a file
+/// descriptor, and the usual soft limit (1,024) is far below the default cap of
+/// 10,000. Returns the soft limit before and after (`None`: unlimited).
+pub fn raise_open_file_limit() -> io::Result<(Option<u64>, Option<u64>)> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = limit.current;
+    if before.is_some() && before < limit.maximum.or(Some(u64::MAX)) {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok((before, limit.current))
+}
+
 /// What every connection task shares.
 #[derive(Debug)]
 pub struct Shared {
