@@ -162,6 +162,12 @@ fn the_binary_chats_and_stops_cleanly_on_sigterm() {
     while stream.next().is_some() {}
     assert!(stream.ended, "the open stream was ended properly");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    // One line per start and stop, none per message: a journal stays readable.
+    assert!(
+        rest.iter().all(|l| !l.contains("from the binary")),
+        "{rest:?}"
+    );
+    assert!(rest.len() <= 2, "{rest:?}");
 }
 
 #[test]

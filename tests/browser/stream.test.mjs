@@ -170,6 +170,7 @@ test('screenshots of the phone and desktop views, light and dark', async () => {
   await post(server, 'Dinner at 7? I\'ll bring bread 🍞', 'Sam');
   await post(server, 'Yes! Who has the key to the bike shed? It should be on the hook by the door but it isn\'t.', 'Kim');
   await post(server, 'https://example.com/a/very/long/link/that/must/wrap/somewhere/on/a/narrow/phone/screen', 'Sam');
+  const backgrounds = new Set();
   for (const [name, options] of [['phone', phone], ['desktop', desktop]]) {
     for (const scheme of ['light', 'dark']) {
       const page = await (await browser.newContext({ ...options, colorScheme: scheme })).newPage();
@@ -184,9 +185,14 @@ test('screenshots of the phone and desktop views, light and dark', async () => {
       await page.fill('#message', 'Typing…');
       const file = join(screenshots, `${name}-${scheme}.png`);
       await page.screenshot({ path: file });
+      backgrounds.add(`${scheme}:${await page.evaluate(() => getComputedStyle(document.body).backgroundColor)}`);
       await page.context().close();
     }
   }
+  // The page follows prefers-color-scheme: one background per scheme, not one for both.
+  const byScheme = (scheme) => [...backgrounds].filter((b) => b.startsWith(scheme)).map((b) => b.split(':')[1]);
+  assert.equal(new Set(byScheme('light')).size, 1);
+  assert.notDeepEqual(byScheme('light'), byScheme('dark'));
   console.log(`screenshots written to ${screenshots}`);
   await server.stop();
 });
