@@ -25,14 +25,11 @@ use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::{Method, Response, StatusCode};
 use smol::net::TcpStream;
 
+use crate::outbox::MAX_BATCH;
 use crate::registry::Subscription;
 use crate::routes::{self, Reply};
 use crate::server::Shared;
 use crate::sse::{self, Frame};
-
-/// Frames written in one `writev`: enough to coalesce a burst, few enough that the
-/// `IoSlice` array lives on the stack of one poll.
-const MAX_BATCH: usize = 64;
 
 /// A request body left unread by its handler is read and thrown away up to this
 /// size, so the connection can be reused; past it, the connection is closed.
@@ -250,27 +247,19 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     // once, it costs no syscall per event (a `read` per event would cost one).
     let watch: Arc<Async<std::net::TcpStream>> = stream.clone().into();
     let mut readable = watch.readable();
-    while let Some(first) = next_frame(&sub, &watch, &mut readable).await {
-        let written = if sub.frames.is_empty() {
-            // The usual case, one event: one write, no allocation.
-            with_deadline(
-                write_frames(&mut stream, std::slice::from_ref(&first)),
-                deadline,
-            )
-            .await
-        } else {
-            let mut batch = Vec::with_capacity((sub.frames.len() + 1).min(MAX_BATCH));
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match sub.frames.try_recv() {
-                    Ok(frame) => batch.push(frame),
-                    Err(_) => break,
+    while next_frames(&sub, &watch, &mut readable).await {
+        // Straight from the queue to the socket, without blocking; the deadline and
+        // its timer only when the socket is full.
+        loop {
+            match sub.frames.write_to(watch.get_ref()) {
+                Ok(true) => break,
+                Ok(false) => {
+                    if with_deadline(watch.writable(), deadline).await.is_err() {
+                        return;
+                    }
                 }
+                Err(_) => return,
             }
-            with_deadline(write_frames(&mut stream, &batch), deadline).await
-        };
-        if written.is_err() {
-            return;
         }
     }
     if sub.frames.is_closed() {
@@ -279,33 +268,34 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     }
 }
 
-/// The next frame, or `None` when the queue is closed and empty or the client has
-/// gone. The readiness watch exists only to notice end-of-file: without it, a client
-/// that left is found only at the second write after it went.
-async fn next_frame<'a>(
+/// Waits for frames to write: `false` when there will be none (the registry has let
+/// go and the queue is empty) or the client has gone. The readiness watch exists only
+/// to notice end-of-file: without it, a client that left is found only at the second
+/// write after it went.
+async fn next_frames<'a>(
     sub: &Subscription,
     watch: &'a Async<std::net::TcpStream>,
     readable: &mut Readable<'a, std::net::TcpStream>,
-) -> Option<Frame> {
+) -> bool {
     loop {
-        let frame = async { Some(sub.frames.recv().await.ok()) };
+        let frames = async { Some(poll_fn(|cx| sub.frames.poll_ready(cx)).await) };
         let gone = async {
             match (&mut *readable).await {
                 Ok(()) => None,
-                Err(_) => Some(None),
+                Err(_) => Some(false),
             }
         };
-        if let Some(next) = frame.or(gone).await {
+        if let Some(next) = frames.or(gone).await {
             return next;
         }
         // Readable: the client closed, or sent something (it has nothing to say on
         // a stream; what it sends is dropped).
         let mut bytes = [0u8; 64];
         match watch.get_ref().read(&mut bytes) {
-            Ok(0) => return None,
+            Ok(0) => return false,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return None,
+            Err(_) => return false,
         }
         *readable = watch.readable();
     }

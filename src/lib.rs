@@ -10,6 +10,7 @@
 //! | [`conn`] | one connection's keep-alive loop on async-h1's `decode`/`Encoder`; the `/events` writer |
 //! | [`routes`] | method + path to handler; the one place errors become statuses |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
+//! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
 //! | [`sse`] | the SSE wire format and chunk framing |
 //! | [`message`] | the message model, form decoding, validation, JSON |
 //! | [`store`] | history on disk for `--data-dir`: append, load, compact |
@@ -23,8 +24,8 @@
 //! phone --POST /message--> conn --> routes --> message::Draft --Publish--> registry
 //! phone --GET /events----> conn --> routes --Join(last id)--------------> registry
 //!                            <-- Subscription (replay + a queue of Frames) --'
-//! registry --one encoded Frame (Arc<[u8]>), try_send--> every subscriber queue
-//! queue --> conn's stream writer --> socket (all queued frames in one writev)
+//! registry --one encoded Frame (Arc<[u8]>), push--> every subscriber's outbox
+//! outbox --> conn's stream writer --> socket (all queued frames in one writev)
 //! stream ends --> Subscription dropped --Leave--> registry
 //! ```
 //!
@@ -40,6 +41,7 @@ pub mod conn;
 pub mod log;
 pub mod message;
 pub mod net;
+pub mod outbox;
 pub mod registry;
 pub mod routes;
 pub mod server;

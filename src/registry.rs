@@ -6,12 +6,12 @@
 //! - Only this task touches the subscriber list; there is no lock around it.
 //! - Each event is encoded (SSE and chunk framing) once; every subscriber gets a
 //!   clone of the same [`Frame`].
-//! - The registry never waits on a subscriber. Each subscriber's queue is an
-//!   unbounded channel whose length is checked before every send: a queue already
-//!   holding `queue` frames means that subscriber is dropped (its stream ends after
-//!   what is queued, its browser reconnects with `Last-Event-ID` and catches up from
-//!   history). An unbounded channel allocates as it fills rather than up front, and
-//!   never makes the sender wait.
+//! - The registry never waits on a subscriber. Each subscriber's queue (an
+//!   [`outbox`](crate::outbox)) is unbounded, and its length is checked before every
+//!   push: a queue already holding `queue` frames means that subscriber is dropped
+//!   (its stream ends after what is queued, its browser reconnects with
+//!   `Last-Event-ID` and catches up from history). An unbounded queue allocates as
+//!   it fills rather than up front, and never makes the sender wait.
 //! - A join is handled in one step: the replay is cut from history and the queue is
 //!   registered before the next publish is looked at, so no message published while
 //!   a client joins is lost or sent twice.
@@ -24,6 +24,7 @@ use futures_lite::FutureExt as _;
 use smol::Timer;
 
 use crate::message::{Draft, Message};
+use crate::outbox::{self, Feed, Outbox};
 use crate::sse::{self, Frame};
 use crate::store::Store;
 
@@ -104,7 +105,7 @@ pub struct Subscription {
     pub replay: Vec<Frame>,
     /// Live frames, in order. Closed by the registry when this subscriber is dropped
     /// (too slow) or at shutdown: write what is queued, then end the response.
-    pub frames: Receiver<Frame>,
+    pub frames: Outbox,
     leave_tx: Sender<Command>,
 }
 
@@ -179,7 +180,7 @@ struct Registry {
     options: Options,
     /// Handed to each subscription so that its `Drop` can say it left.
     leave_tx: Sender<Command>,
-    subscribers: HashMap<u64, Sender<Frame>>,
+    subscribers: HashMap<u64, Feed>,
     next_key: u64,
     /// The `n` of the next message; ids start at 1.
     next_n: u64,
@@ -312,10 +313,10 @@ impl Registry {
 
     fn join(&mut self, last_event_id: Option<&str>) -> Subscription {
         let mut replay = self.replay_after(last_event_id);
-        let (tx, frames) = async_channel::unbounded();
+        let (feed, frames) = outbox::pair();
         let key = self.next_key;
         self.next_key += 1;
-        self.subscribers.insert(key, tx);
+        self.subscribers.insert(key, feed);
         self.presence_changed();
         replay.push(presence_frame(self.subscribers.len()));
         Subscription {
@@ -448,7 +449,7 @@ impl Registry {
         let behind = self
             .subscribers
             .values()
-            .filter(|tx| tx.len() > depth)
+            .filter(|feed| feed.len() > depth)
             .count();
         congested(behind, self.subscribers.len())
     }
@@ -458,15 +459,15 @@ impl Registry {
         let depth = self.congestion_depth();
         let before = self.subscribers.len();
         let mut behind = 0;
-        self.subscribers.retain(|_, tx| {
-            let queued = tx.len();
-            if queued >= cap || tx.try_send(frame.clone()).is_err() {
-                return false;
-            }
-            // Counted as `is_congested` counts: with this frame in the queue.
-            behind += usize::from(queued + 1 > depth);
-            true
-        });
+        self.subscribers
+            .retain(|_, feed| match feed.push(frame, cap) {
+                Ok(queued) => {
+                    // Counted as `is_congested` counts: with this frame in the queue.
+                    behind += usize::from(queued > depth);
+                    true
+                }
+                Err(_) => false,
+            });
         self.congested = congested(behind, self.subscribers.len());
         if self.subscribers.len() != before {
             self.presence_changed();
@@ -580,7 +581,7 @@ mod tests {
         assert!(held.try_recv().is_err(), "held back while congested");
         // The streams are written: the post goes out on the next check.
         for sub in &subs {
-            while sub.frames.try_recv().is_ok() {}
+            sub.frames.write_to(std::io::sink()).unwrap();
         }
         r.release_waiting();
         assert_eq!(held.try_recv().unwrap().text, "held");
@@ -647,11 +648,11 @@ mod tests {
         let fast = r.join(None);
         for _ in 0..4 {
             post(&mut r, 1);
-            while fast.frames.try_recv().is_ok() {}
+            fast.frames.write_to(std::io::sink()).unwrap();
         }
         post(&mut r, 1);
         assert_eq!(r.subscribers.len(), 1);
-        assert!(fast.frames.try_recv().is_ok());
+        assert_eq!(fast.frames.len(), 1);
         // The slow one keeps what was queued, then sees its queue closed.
         assert_eq!(slow.frames.len(), 4);
         assert!(slow.frames.is_closed());

@@ -1,0 +1,326 @@
+//! The queue of frames between the registry and one `/events` stream: the registry
+//! pushes with [`Feed`], the stream's writer takes with [`Outbox`].
+//!
+//! Why not an `async_channel`: the registry pushes to every stream on every event,
+//! and the writer then waits again, so the queue's cost is paid per event per
+//! subscriber. A channel's receiver allocates a listener each time it waits and
+//! keeps its queue and its three wake lists on separate cache lines; here a push is
+//! one uncontended lock, one `VecDeque` slot and at most one wake, nothing is
+//! allocated per event, and the writer sends the queued frames to the socket
+//! straight from the queue, all of them in one `writev`, without moving them out.
+//!
+//! Like the channel it replaces, the queue is unbounded with a length cap checked by
+//! the registry before each push ([`Feed::push`]), so the registry never waits.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use crate::sse::Frame;
+
+/// Frames given to one `writev`: enough to coalesce a burst, few enough that the
+/// `IoSlice` array lives on the stack.
+pub const MAX_BATCH: usize = 64;
+
+/// Slots a drained queue may keep; a larger one is freed, so a burst does not leave
+/// every subscriber holding its high-water mark.
+const KEEP_SLOTS: usize = 4;
+
+/// A new queue: the registry's end and the stream's end.
+pub fn pair() -> (Feed, Outbox) {
+    let inner = Arc::new(Inner::default());
+    (Feed(inner.clone()), Outbox(inner))
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Frame>,
+    /// Bytes of the front frame already written.
+    offset: usize,
+    /// The writer, when it waits for frames.
+    waker: Option<Waker>,
+    /// The registry has let go: what is queued is all there will be.
+    feed_gone: bool,
+    /// The stream has ended: nothing pushed now would be written.
+    outbox_gone: bool,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding it; a poisoned lock still holds a valid queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The registry's end of one stream's queue. Dropping it ends the stream once the
+/// queued frames are written.
+#[derive(Debug)]
+pub struct Feed(Arc<Inner>);
+
+/// Why a push was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `cap` frames are already queued: the stream is too far behind.
+    Full,
+    /// The stream has ended.
+    Gone,
+}
+
+impl Feed {
+    /// Queues `frame` unless `cap` frames are already queued or the stream has ended;
+    /// returns how many frames are queued now.
+    pub fn push(&self, frame: &Frame, cap: usize) -> Result<usize, Refused> {
+        let mut state = self.0.lock();
+        if state.outbox_gone {
+            return Err(Refused::Gone);
+        }
+        if state.frames.len() >= cap {
+            return Err(Refused::Full);
+        }
+        state.frames.push_back(frame.clone());
+        let queued = state.frames.len();
+        // A writer with frames already queued is running or about to; only the first
+        // frame after a drained queue has someone to wake.
+        if queued == 1 {
+            if let Some(waker) = &state.waker {
+                waker.wake_by_ref();
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Frames queued and not yet wholly written.
+    pub fn len(&self) -> usize {
+        self.0.lock().frames.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.0.lock();
+            state.feed_gone = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The stream's end of its queue.
+#[derive(Debug)]
+pub struct Outbox(Arc<Inner>);
+
+impl Outbox {
+    /// Ready with `true` when frames are queued, with `false` when none are and the
+    /// registry has let go (the stream should end).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut state = self.0.lock();
+        if !state.frames.is_empty() {
+            return Poll::Ready(true);
+        }
+        if state.feed_gone {
+            return Poll::Ready(false);
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Writes queued frames to `out`, every frame queued at that moment in one
+    /// `writev` (up to [`MAX_BATCH`]), until the queue is empty (`Ok(true)`) or `out`
+    /// would block (`Ok(false)`: wait until it is writable and call again).
+    pub fn write_to(&self, mut out: impl Write) -> io::Result<bool> {
+        let mut state = self.0.lock();
+        loop {
+            if state.frames.is_empty() {
+                if state.frames.capacity() > KEEP_SLOTS {
+                    state.frames = VecDeque::new();
+                }
+                return Ok(true);
+            }
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+                let mut count = 0;
+                for (slot, frame) in slices.iter_mut().zip(&state.frames) {
+                    let skip = if count == 0 { state.offset } else { 0 };
+                    *slot = IoSlice::new(&frame[skip..]);
+                    count += 1;
+                }
+                out.write_vectored(&slices[..count])
+            };
+            match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let mut done = state.offset + n;
+                    while let Some(front) = state.frames.front() {
+                        if done < front.len() {
+                            break;
+                        }
+                        done -= front.len();
+                        state.frames.pop_front();
+                    }
+                    state.offset = done;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Frames queued and not yet wholly written.
+    pub fn len(&self) -> usize {
+        self.0.lock().frames.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the registry has let go of this stream.
+    pub fn is_closed(&self) -> bool {
+        self.0.lock().feed_gone
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.outbox_gone = true;
+        // The frames are shared with every other stream; this one's claim goes now.
+        state.frames.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    fn frame(text: &str) -> Frame {
+        Frame::from(text.as_bytes())
+    }
+
+    /// A socket that takes at most `room` bytes, then would block.
+    struct Socket {
+        bytes: Vec<u8>,
+        room: usize,
+        writes: usize,
+    }
+
+    impl Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.writes += 1;
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.room - n);
+                self.bytes.extend_from_slice(&buf[..take]);
+                n += take;
+            }
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn queued_frames_go_out_in_one_write_in_order() {
+        let (feed, outbox) = pair();
+        for text in ["a", "bb", "ccc"] {
+            feed.push(&frame(text), 8).unwrap();
+        }
+        let mut socket = Socket {
+            bytes: Vec::new(),
+            room: usize::MAX,
+            writes: 0,
+        };
+        assert!(outbox.write_to(&mut socket).unwrap());
+        assert_eq!(socket.bytes, b"abbccc");
+        assert_eq!(socket.writes, 1);
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn a_blocked_socket_resumes_mid_frame_without_loss_or_repeat() {
+        let (feed, outbox) = pair();
+        for text in ["hello ", "lovely ", "world"] {
+            feed.push(&frame(text), 8).unwrap();
+        }
+        let mut socket = Socket {
+            bytes: Vec::new(),
+            room: 9,
+            writes: 0,
+        };
+        assert!(!outbox.write_to(&mut socket).unwrap(), "would block");
+        assert_eq!(outbox.len(), 2, "the half-written frame stays queued");
+        feed.push(&frame("!"), 8).unwrap();
+        socket.room = usize::MAX;
+        assert!(outbox.write_to(&mut socket).unwrap());
+        assert_eq!(socket.bytes, b"hello lovely world!");
+    }
+
+    #[test]
+    fn a_full_queue_or_an_ended_stream_refuses() {
+        let (feed, outbox) = pair();
+        assert_eq!(feed.push(&frame("a"), 2), Ok(1));
+        assert_eq!(feed.push(&frame("b"), 2), Ok(2));
+        assert_eq!(feed.push(&frame("c"), 2), Err(Refused::Full));
+        drop(outbox);
+        assert_eq!(feed.push(&frame("d"), 2), Err(Refused::Gone));
+    }
+
+    #[test]
+    fn the_writer_is_woken_by_the_first_frame_and_when_the_feed_goes() {
+        let (feed, outbox) = pair();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(outbox.poll_ready(&mut cx).is_pending());
+        feed.push(&frame("a"), 8).unwrap();
+        feed.push(&frame("b"), 8).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a burst");
+        assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(true));
+        outbox.write_to(io::sink()).unwrap();
+        assert!(outbox.poll_ready(&mut cx).is_pending());
+        drop(feed);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(false));
+        assert!(outbox.is_closed());
+    }
+}
