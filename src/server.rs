@@ -102,8 +102,7 @@ pub async fn serve(
         backlog: config.backlog,
         queue: config.queue,
         heartbeat: config.heartbeat,
-        // Milliseconds: a restart can never fall in the same epoch as the run before.
-        epoch: registry::now_millis(),
+        epoch: new_epoch(),
         store,
         restored,
     });
@@ -175,4 +174,20 @@ pub async fn serve(
     }
     registry_task.await;
     Ok(())
+}
+
+/// The epoch of this run's ids: the time in milliseconds, times 1,000, plus a random
+/// part. The time alone is not enough: a Raspberry Pi has no clock of its own and
+/// may start at the same time of day after every power cut until the network sets
+/// it, and two runs can start within one millisecond. A browser holding an id of an
+/// earlier run must never have it taken for one of this run's.
+fn new_epoch() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // Seeded from the operating system's randomness for each new value.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    registry::now_millis()
+        .saturating_mul(1000)
+        .saturating_add(random % 1000)
 }

@@ -271,7 +271,7 @@ fn floor(wanted: usize) -> Result<Floor, String> {
     }
     let frame = {
         let payload = format!(
-            "id: 1795560292000-41\ndata: {{\"id\":\"1795560292000-41\",\"name\":\"Ada\",\"text\":\"{}\"}}\n\n",
+            "id: 1795560292000417-41\ndata: {{\"id\":\"1795560292000417-41\",\"name\":\"Ada\",\"text\":\"{}\"}}\n\n",
             "x".repeat(40)
         );
         let mut f = format!("{:x}\r\n", payload.len()).into_bytes();
