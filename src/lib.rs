@@ -29,8 +29,8 @@
 //! stream ends --> Subscription dropped --Leave--> registry
 //! ```
 //!
-//! Channels form an acyclic graph: connections hold senders to the registry, the
-//! registry holds senders to the subscriber queues; nothing sends back up.
+//! Queues form an acyclic graph: connections hold senders to the registry, the
+//! registry holds the feeding end of each stream's outbox; nothing sends back up.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
