@@ -228,6 +228,22 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Asked to stop first, so that a server run under a profiler (valgrind's
+        // DHAT, see scripts/alloc-profile) writes its report; killed if it has not
+        // stopped within 10 s. No exit notification to wait on: look every 20 ms.
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match self.child.try_wait() {
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    _ => return,
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
