@@ -164,7 +164,13 @@ impl Outbox {
                     *slot = IoSlice::new(&frame[skip..]);
                     count += 1;
                 }
-                out.write_vectored(&slices[..count])
+                if count == 1 {
+                    // One frame, the usual case: `send` skips the copying in of an
+                    // iovec array and the file-position lookup that `writev` does.
+                    out.write(&slices[0])
+                } else {
+                    out.write_vectored(&slices[..count])
+                }
             };
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
