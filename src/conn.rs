@@ -12,10 +12,12 @@
 //!   queue: every frame queued at that moment goes out in one vectored write, and a
 //!   read on the socket notices at once when the client goes away.
 
+use std::future::Future as _;
 use std::io::{self, IoSlice, Read as _};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_io::{Async, Readable, Timer};
@@ -245,16 +247,16 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     }
     // One readiness watch for the life of the stream: registered with the reactor
     // once, it costs no syscall per event (a `read` per event would cost one).
-    let watch: Arc<Async<std::net::TcpStream>> = stream.clone().into();
-    let mut readable = watch.readable();
-    while next_frames(&sub, &watch, &mut readable).await {
+    let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
+    let mut watch = Watch::new(&socket);
+    while next_frames(&sub, &socket, &mut watch).await {
         // Straight from the queue to the socket, without blocking; the deadline and
         // its timer only when the socket is full.
         loop {
-            match sub.frames.write_to(watch.get_ref()) {
+            match sub.frames.write_to(socket.get_ref()) {
                 Ok(true) => break,
                 Ok(false) => {
-                    if with_deadline(watch.writable(), deadline).await.is_err() {
+                    if with_deadline(socket.writable(), deadline).await.is_err() {
                         return;
                     }
                 }
@@ -274,30 +276,96 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
 /// write after it went.
 async fn next_frames<'a>(
     sub: &Subscription,
-    watch: &'a Async<std::net::TcpStream>,
-    readable: &mut Readable<'a, std::net::TcpStream>,
+    socket: &'a Async<std::net::TcpStream>,
+    watch: &mut Watch<'a>,
 ) -> bool {
-    loop {
-        let frames = async { Some(poll_fn(|cx| sub.frames.poll_ready(cx)).await) };
-        let gone = async {
-            match (&mut *readable).await {
-                Ok(()) => None,
-                Err(_) => Some(false),
+    poll_fn(|cx| {
+        if let Poll::Ready(more) = sub.frames.poll_ready(cx) {
+            return Poll::Ready(more);
+        }
+        loop {
+            match watch.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
+                Poll::Ready(Ok(())) => {}
             }
-        };
-        if let Some(next) = frames.or(gone).await {
-            return next;
+            // Readable: the client closed, or sent something (it has nothing to say
+            // on a stream; what it sends is dropped).
+            let mut bytes = [0u8; 64];
+            match socket.get_ref().read(&mut bytes) {
+                Ok(0) => return Poll::Ready(false),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Poll::Ready(false),
+            }
+            watch.readable = socket.readable();
+            watch.armed = false;
         }
-        // Readable: the client closed, or sent something (it has nothing to say on
-        // a stream; what it sends is dropped).
-        let mut bytes = [0u8; 64];
-        match watch.get_ref().read(&mut bytes) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return false,
+    })
+    .await
+}
+
+/// One readiness registration for the life of a stream, polled only when the reactor
+/// has woken it. The stream's task is woken for every event; polling the
+/// registration each time would take its lock and touch its memory per event per
+/// subscriber, to learn nothing.
+struct Watch<'a> {
+    readable: Readable<'a, std::net::TcpStream>,
+    /// Registered with the reactor, and not woken since.
+    armed: bool,
+    wake: Arc<WatchWake>,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct WatchWake {
+    fired: AtomicBool,
+    /// The stream's task, woken in turn.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for WatchWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = &*task {
+            task.wake_by_ref();
         }
-        *readable = watch.readable();
+    }
+}
+
+impl<'a> Watch<'a> {
+    fn new(socket: &'a Async<std::net::TcpStream>) -> Self {
+        let wake = Arc::new(WatchWake::default());
+        Watch {
+            readable: socket.readable(),
+            armed: false,
+            waker: Waker::from(wake.clone()),
+            wake,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.armed && !self.wake.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        {
+            let mut task = self
+                .wake
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        let polled = Pin::new(&mut self.readable).poll(&mut Context::from_waker(&self.waker));
+        self.armed = polled.is_pending();
+        polled
     }
 }
 
