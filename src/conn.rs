@@ -10,7 +10,9 @@
 //! - `decode` is boxed, so its 4 KiB of header slots live only while a head is read;
 //! - an `/events` stream is written by this module straight from the subscriber
 //!   queue: every frame queued at that moment goes out in one vectored write, and a
-//!   read on the socket notices at once when the client goes away.
+//!   read on the socket notices at once when the client goes away. While events are
+//!   sparse the registry writes them to the socket itself (see `outbox`); this
+//!   task then only watches for the end of the connection.
 
 use std::future::Future as _;
 use std::io::{self, IoSlice, Read as _};
@@ -249,6 +251,7 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     // once, it costs no syscall per event (a `read` per event would cost one).
     let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
     let mut watch = Watch::new(&socket);
+    sub.frames.attach(socket.clone());
     while next_frames(&sub, &socket, &mut watch).await {
         // Straight from the queue to the socket, without blocking; the deadline and
         // its timer only when the socket is full.

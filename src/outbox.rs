@@ -14,8 +14,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use std::net::TcpStream;
+
+use async_io::Async;
 
 use crate::sse::Frame;
 
@@ -27,15 +32,31 @@ pub const MAX_BATCH: usize = 64;
 /// every subscriber holding its high-water mark.
 const KEEP_SLOTS: usize = 4;
 
-/// A new queue: the registry's end and the stream's end.
-pub fn pair() -> (Feed, Outbox) {
-    let inner = Arc::new(Inner::default());
+/// A new queue, counted in `behind`: the registry's end and the stream's end.
+pub fn pair(behind: &Behind) -> (Feed, Outbox) {
+    let inner = Arc::new(Inner {
+        state: Mutex::default(),
+        behind: behind.clone(),
+    });
     (Feed(inner.clone()), Outbox(inner))
 }
 
-#[derive(Debug, Default)]
+/// How many streams have frames queued, kept by their queues as they fill and
+/// drain: zero means every stream has written everything it was given.
+#[derive(Debug, Default, Clone)]
+pub struct Behind(Arc<AtomicUsize>);
+
+impl Behind {
+    /// Streams with frames queued now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
+    behind: Behind,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +70,9 @@ struct State {
     feed_gone: bool,
     /// The stream has ended: nothing pushed now would be written.
     outbox_gone: bool,
+    /// The stream's socket, once its opening and replay are written: while nothing
+    /// is queued, [`Feed::push`] may write to it.
+    socket: Option<Arc<Async<TcpStream>>>,
 }
 
 impl Inner {
@@ -75,7 +99,12 @@ pub enum Refused {
 impl Feed {
     /// Queues `frame` unless `cap` frames are already queued or the stream has ended;
     /// returns how many frames are queued now.
-    pub fn push(&self, frame: &Frame, cap: usize) -> Result<usize, Refused> {
+    ///
+    /// With `direct`, a frame for a stream with nothing queued is written to its
+    /// socket here and now, without blocking, and its writer is not woken at all;
+    /// only what the socket does not take is queued. Every write to the socket
+    /// happens under this queue's lock, so frames never overtake one another.
+    pub fn push(&self, frame: &Frame, cap: usize, direct: bool) -> Result<usize, Refused> {
         let mut state = self.0.lock();
         if state.outbox_gone {
             return Err(Refused::Gone);
@@ -83,11 +112,23 @@ impl Feed {
         if state.frames.len() >= cap {
             return Err(Refused::Full);
         }
+        if direct && state.frames.is_empty() {
+            if let Some(socket) = &state.socket {
+                // A failed write is left for the writer, which meets it again and
+                // ends the stream.
+                match socket.get_ref().write(frame) {
+                    Ok(n) if n == frame.len() => return Ok(0),
+                    Ok(n) => state.offset = n,
+                    Err(_) => {}
+                }
+            }
+        }
         state.frames.push_back(frame.clone());
         let queued = state.frames.len();
         // A writer with frames already queued is running or about to; only the first
         // frame after a drained queue has someone to wake.
         if queued == 1 {
+            self.0.behind.0.fetch_add(1, Ordering::AcqRel);
             if let Some(waker) = &state.waker {
                 waker.wake_by_ref();
             }
@@ -149,10 +190,14 @@ impl Outbox {
     /// would block (`Ok(false)`: wait until it is writable and call again).
     pub fn write_to(&self, mut out: impl Write) -> io::Result<bool> {
         let mut state = self.0.lock();
+        let had_frames = !state.frames.is_empty();
         loop {
             if state.frames.is_empty() {
                 if state.frames.capacity() > KEEP_SLOTS {
                     state.frames = VecDeque::new();
+                }
+                if had_frames {
+                    self.0.behind.0.fetch_sub(1, Ordering::AcqRel);
                 }
                 return Ok(true);
             }
@@ -202,6 +247,12 @@ impl Outbox {
         self.len() == 0
     }
 
+    /// Lets [`Feed::push`] write to `socket` while nothing is queued; called once the
+    /// stream's opening and replay are written.
+    pub fn attach(&self, socket: Arc<Async<TcpStream>>) {
+        self.0.lock().socket = Some(socket);
+    }
+
     /// Whether the registry has let go of this stream.
     pub fn is_closed(&self) -> bool {
         self.0.lock().feed_gone
@@ -212,6 +263,10 @@ impl Drop for Outbox {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.outbox_gone = true;
+        state.socket = None;
+        if !state.frames.is_empty() {
+            self.0.behind.0.fetch_sub(1, Ordering::AcqRel);
+        }
         // The frames are shared with every other stream; this one's claim goes now.
         state.frames.clear();
     }
@@ -267,9 +322,10 @@ mod tests {
 
     #[test]
     fn queued_frames_go_out_in_one_write_in_order() {
-        let (feed, outbox) = pair();
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
         for text in ["a", "bb", "ccc"] {
-            feed.push(&frame(text), 8).unwrap();
+            feed.push(&frame(text), 8, false).unwrap();
         }
         let mut socket = Socket {
             bytes: Vec::new(),
@@ -284,9 +340,10 @@ mod tests {
 
     #[test]
     fn a_blocked_socket_resumes_mid_frame_without_loss_or_repeat() {
-        let (feed, outbox) = pair();
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
         for text in ["hello ", "lovely ", "world"] {
-            feed.push(&frame(text), 8).unwrap();
+            feed.push(&frame(text), 8, false).unwrap();
         }
         let mut socket = Socket {
             bytes: Vec::new(),
@@ -295,7 +352,7 @@ mod tests {
         };
         assert!(!outbox.write_to(&mut socket).unwrap(), "would block");
         assert_eq!(outbox.len(), 2, "the half-written frame stays queued");
-        feed.push(&frame("!"), 8).unwrap();
+        feed.push(&frame("!"), 8, false).unwrap();
         socket.room = usize::MAX;
         assert!(outbox.write_to(&mut socket).unwrap());
         assert_eq!(socket.bytes, b"hello lovely world!");
@@ -303,23 +360,25 @@ mod tests {
 
     #[test]
     fn a_full_queue_or_an_ended_stream_refuses() {
-        let (feed, outbox) = pair();
-        assert_eq!(feed.push(&frame("a"), 2), Ok(1));
-        assert_eq!(feed.push(&frame("b"), 2), Ok(2));
-        assert_eq!(feed.push(&frame("c"), 2), Err(Refused::Full));
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
+        assert_eq!(feed.push(&frame("a"), 2, false), Ok(1));
+        assert_eq!(feed.push(&frame("b"), 2, false), Ok(2));
+        assert_eq!(feed.push(&frame("c"), 2, false), Err(Refused::Full));
         drop(outbox);
-        assert_eq!(feed.push(&frame("d"), 2), Err(Refused::Gone));
+        assert_eq!(feed.push(&frame("d"), 2, false), Err(Refused::Gone));
     }
 
     #[test]
     fn the_writer_is_woken_by_the_first_frame_and_when_the_feed_goes() {
-        let (feed, outbox) = pair();
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         assert!(outbox.poll_ready(&mut cx).is_pending());
-        feed.push(&frame("a"), 8).unwrap();
-        feed.push(&frame("b"), 8).unwrap();
+        feed.push(&frame("a"), 8, false).unwrap();
+        feed.push(&frame("b"), 8, false).unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a burst");
         assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(true));
         outbox.write_to(io::sink()).unwrap();
@@ -328,5 +387,96 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(false));
         assert!(outbox.is_closed());
+    }
+
+    #[test]
+    fn behind_counts_the_streams_with_frames_queued() {
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
+        let (other_feed, other) = pair(&behind);
+        feed.push(&frame("a"), 8, false).unwrap();
+        feed.push(&frame("b"), 8, false).unwrap();
+        other_feed.push(&frame("c"), 8, false).unwrap();
+        assert_eq!(behind.count(), 2);
+        outbox.write_to(io::sink()).unwrap();
+        assert_eq!(behind.count(), 1);
+        drop(other);
+        assert_eq!(behind.count(), 0);
+        drop(feed);
+    }
+
+    /// Both ends of a loopback connection; the server's end non-blocking, as the
+    /// reactor keeps it.
+    fn connection() -> (Arc<Async<TcpStream>>, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (Arc::new(Async::new(server).unwrap()), client)
+    }
+
+    #[test]
+    fn a_direct_push_writes_to_an_idle_socket_without_waking_the_writer() {
+        use std::io::Read as _;
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        assert!(outbox
+            .poll_ready(&mut Context::from_waker(&waker))
+            .is_pending());
+        let (socket, mut client) = connection();
+        // Before the stream attaches its socket (its replay is still going out),
+        // frames are queued even when direct.
+        assert_eq!(feed.push(&frame("early "), 8, true), Ok(1));
+        outbox.write_to(socket.get_ref()).unwrap();
+        outbox.attach(socket.clone());
+        assert_eq!(feed.push(&frame("direct"), 8, true), Ok(0));
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken for the early one only"
+        );
+        assert_eq!(behind.count(), 0);
+        let mut got = [0u8; 12];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"early direct");
+    }
+
+    #[test]
+    fn what_a_full_socket_refuses_is_queued_and_goes_out_in_order() {
+        use std::io::Read as _;
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
+        let (socket, mut client) = connection();
+        outbox.attach(socket.clone());
+        // Far more than a loopback socket buffers: the direct write takes part.
+        let big: Frame = (0..32 << 20)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into();
+        assert_eq!(feed.push(&big, 8, true), Ok(1));
+        assert_eq!(behind.count(), 1);
+        assert_eq!(
+            feed.push(&frame("tail"), 8, true),
+            Ok(2),
+            "queued behind it"
+        );
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).unwrap();
+            all
+        });
+        while !outbox.write_to(socket.get_ref()).unwrap() {
+            futures_lite::future::block_on(socket.writable()).unwrap();
+        }
+        assert_eq!(behind.count(), 0);
+        drop((feed, outbox, socket));
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), big.len() + 4);
+        assert!(
+            all[..big.len()] == big[..],
+            "the big frame whole and in order"
+        );
+        assert_eq!(&all[big.len()..], b"tail");
     }
 }

@@ -12,6 +12,11 @@
 //!   (its stream ends after what is queued, its browser reconnects with
 //!   `Last-Event-ID` and catches up from history). An unbounded queue allocates as
 //!   it fills rather than up front, and never makes the sender wait.
+//! - While events are sparse (every stream has written all it was given and no
+//!   other command waits), the registry writes each event to the sockets of the
+//!   streams with nothing queued itself, without blocking; what a socket does not
+//!   take is queued for the stream's task. Under load the tasks write, several
+//!   frames per `writev` ([`Registry::writes_directly`]).
 //! - A join is handled in one step: the replay is cut from history and the queue is
 //!   registered before the next publish is looked at, so no message published while
 //!   a client joins is lost or sent twice.
@@ -24,7 +29,7 @@ use futures_lite::FutureExt as _;
 use smol::Timer;
 
 use crate::message::{Draft, Message};
-use crate::outbox::{self, Feed, Outbox};
+use crate::outbox::{self, Behind, Feed, Outbox};
 use crate::sse::{self, Frame};
 use crate::store::Store;
 
@@ -198,6 +203,10 @@ struct Registry {
     /// Whether, at the last broadcast or check, more than a tenth of the streams
     /// had more than [`Registry::congestion_depth`] frames queued.
     congested: bool,
+    /// Streams with frames queued, which their tasks have yet to write.
+    behind: Behind,
+    /// Commands still in the channel behind the one being handled.
+    commands_waiting: usize,
 }
 
 impl Registry {
@@ -230,6 +239,8 @@ impl Registry {
             store_failing: false,
             waiting: VecDeque::new(),
             congested: false,
+            behind: Behind::default(),
+            commands_waiting: 0,
         }
     }
 
@@ -249,6 +260,7 @@ impl Registry {
                     None
                 })
                 .await;
+            self.commands_waiting = rx.len();
             match cmd {
                 Some(Command::Join {
                     last_event_id,
@@ -313,7 +325,7 @@ impl Registry {
 
     fn join(&mut self, last_event_id: Option<&str>) -> Subscription {
         let mut replay = self.replay_after(last_event_id);
-        let (feed, frames) = outbox::pair();
+        let (feed, frames) = outbox::pair(&self.behind);
         let key = self.next_key;
         self.next_key += 1;
         self.subscribers.insert(key, feed);
@@ -454,13 +466,28 @@ impl Registry {
         congested(behind, self.subscribers.len())
     }
 
+    /// Whether this broadcast is written by the registry itself, to every stream
+    /// with nothing queued (see [`Feed::push`]), or left to the streams' tasks.
+    ///
+    /// Written here, an event costs each stream one `send` and nothing more: no
+    /// task to wake and poll. But the registry then writes to every socket alone,
+    /// one event per system call, while nothing else runs; under a flood of posts
+    /// that is far slower than waking the tasks, which fall behind, find several
+    /// frames queued and send them in one `writev`. So the registry writes only
+    /// while events are sparse: every stream has written all it was given, and no
+    /// other command is waiting (posts that arrived during a broadcast wait here).
+    fn writes_directly(&self) -> bool {
+        self.behind.count() == 0 && self.waiting.is_empty() && self.commands_waiting == 0
+    }
+
     fn broadcast(&mut self, frame: &Frame) {
         let cap = self.options.queue;
         let depth = self.congestion_depth();
         let before = self.subscribers.len();
         let mut behind = 0;
+        let direct = self.writes_directly();
         self.subscribers
-            .retain(|_, feed| match feed.push(frame, cap) {
+            .retain(|_, feed| match feed.push(frame, cap, direct) {
                 Ok(queued) => {
                     // Counted as `is_congested` counts: with this frame in the queue.
                     behind += usize::from(queued > depth);
@@ -610,6 +637,28 @@ mod tests {
         r.release_waiting();
         assert_eq!(answer.try_recv().unwrap().text, "overdue");
         drop((few, many));
+    }
+
+    #[test]
+    fn the_registry_writes_only_while_every_stream_has_caught_up_and_nothing_waits() {
+        let mut r = registry(100, 0);
+        r.options.queue = 64;
+        assert!(r.writes_directly(), "idle");
+        let sub = r.join(None);
+        post(&mut r, 1); // no socket attached yet: queued, so the stream is behind
+        assert!(!r.writes_directly(), "a stream has frames to write");
+        sub.frames.write_to(std::io::sink()).unwrap();
+        assert!(r.writes_directly());
+        r.commands_waiting = 3;
+        assert!(!r.writes_directly(), "more posts are already waiting");
+        r.commands_waiting = 0;
+        r.waiting
+            .push_back((Instant::now(), Draft::new("a", "b").unwrap(), offer_reply()));
+        assert!(!r.writes_directly(), "posts are held back");
+    }
+
+    fn offer_reply() -> Sender<Message> {
+        async_channel::bounded(1).0
     }
 
     #[test]
