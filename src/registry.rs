@@ -6,8 +6,8 @@
 //! - Only this task touches the subscriber list; there is no lock around it.
 //! - Each event is encoded (SSE and chunk framing) once; every subscriber gets a
 //!   clone of the same [`Frame`].
-//! - The registry never waits on a subscriber. Each subscriber's queue (an
-//!   [`outbox`](crate::outbox)) is unbounded, and its length is checked before every
+//! - The registry never waits on a subscriber. Each subscriber's queue (its
+//!   [`crate::outbox`]) is unbounded, and its length is checked before every
 //!   push: a queue already holding `queue` frames means that subscriber is dropped
 //!   (its stream ends after what is queued, its browser reconnects with
 //!   `Last-Event-ID` and catches up from history). An unbounded queue allocates as
@@ -16,7 +16,7 @@
 //!   other command waits), the registry writes each event to the sockets of the
 //!   streams with nothing queued itself, without blocking; what a socket does not
 //!   take is queued for the stream's task. Under load the tasks write, several
-//!   frames per `writev` ([`Registry::writes_directly`]).
+//!   frames per `writev` (`Registry::writes_directly`).
 //! - A join is handled in one step: the replay is cut from history and the queue is
 //!   registered before the next publish is looked at, so no message published while
 //!   a client joins is lost or sent twice.
