@@ -320,18 +320,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn queued_frames_go_out_in_one_write_in_order() {
-        let behind = Behind::default();
-        let (feed, outbox) = pair(&behind);
-        for text in ["a", "bb", "ccc"] {
+    /// A queue holding `texts`, as frames.
+    fn queued(texts: &[&str]) -> (Feed, Outbox) {
+        let (feed, outbox) = pair(&Behind::default());
+        for text in texts {
             feed.push(&frame(text), 8, false).unwrap();
         }
-        let mut socket = Socket {
+        (feed, outbox)
+    }
+
+    fn socket(room: usize) -> Socket {
+        Socket {
             bytes: Vec::new(),
-            room: usize::MAX,
+            room,
             writes: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn queued_frames_go_out_in_one_write_in_order() {
+        let (_feed, outbox) = queued(&["a", "bb", "ccc"]);
+        let mut socket = socket(usize::MAX);
         assert!(outbox.write_to(&mut socket).unwrap());
         assert_eq!(socket.bytes, b"abbccc");
         assert_eq!(socket.writes, 1);
@@ -340,16 +349,8 @@ mod tests {
 
     #[test]
     fn a_blocked_socket_resumes_mid_frame_without_loss_or_repeat() {
-        let behind = Behind::default();
-        let (feed, outbox) = pair(&behind);
-        for text in ["hello ", "lovely ", "world"] {
-            feed.push(&frame(text), 8, false).unwrap();
-        }
-        let mut socket = Socket {
-            bytes: Vec::new(),
-            room: 9,
-            writes: 0,
-        };
+        let (feed, outbox) = queued(&["hello ", "lovely ", "world"]);
+        let mut socket = socket(9);
         assert!(!outbox.write_to(&mut socket).unwrap(), "would block");
         assert_eq!(outbox.len(), 2, "the half-written frame stays queued");
         feed.push(&frame("!"), 8, false).unwrap();
