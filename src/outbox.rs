@@ -11,14 +11,19 @@
 //!
 //! Like the channel it replaces, the queue is unbounded with a length cap checked by
 //! the registry before each push ([`Feed::push`]), so the registry never waits.
+//!
+//! The queue also owns the right to write to its stream's socket: every write
+//! happens under its lock, by the writer or, while nothing is queued and events are
+//! sparse, by the registry itself in [`Feed::push`], so frames never overtake one
+//! another. [`Behind`] counts the streams with frames queued, which is how the
+//! registry knows that every stream has caught up.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-
-use std::net::TcpStream;
 
 use async_io::Async;
 
