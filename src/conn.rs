@@ -15,7 +15,7 @@
 //!   task then only watches for the end of the connection.
 
 use std::future::Future as _;
-use std::io::{self, IoSlice, Read as _};
+use std::io::{self, Read as _};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,12 +24,11 @@ use std::time::Duration;
 
 use async_io::{Async, Readable, Timer};
 use futures_lite::future::poll_fn;
-use futures_lite::io::AsyncWrite as _;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::{Method, Response, StatusCode};
 use smol::net::TcpStream;
 
-use crate::outbox::MAX_BATCH;
+use crate::outbox;
 use crate::registry::Subscription;
 use crate::routes::{self, Reply};
 use crate::server::Shared;
@@ -209,18 +208,15 @@ async fn come_back_later(stream: TcpStream, shared: &Shared) {
         retry,
         Frame::from(sse::LAST_CHUNK),
     ];
-    let mut stream = stream;
-    let _ = with_deadline(
-        write_frames(&mut stream, &frames),
-        shared.config.write_timeout,
-    )
-    .await;
+    let socket: Arc<Async<std::net::TcpStream>> = stream.into();
+    let _ = with_deadline(write_frames(&socket, &frames), shared.config.write_timeout).await;
 }
 
 /// Writes an event stream until the client leaves, its queue is closed by the
 /// registry (dropped for being too slow, or shutdown), or a write stalls.
-async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared) {
+async fn stream_events(stream: TcpStream, sub: Subscription, shared: &Shared) {
     let deadline = shared.config.write_timeout;
+    let socket: Arc<Async<std::net::TcpStream>> = stream.into();
     // A phone that leaves the Wi-Fi sends no FIN or RST: without this the kernel
     // retransmits to it for many minutes, and it stays counted as online. Data
     // unacknowledged for a heartbeat interval ends the connection instead, and the
@@ -229,18 +225,12 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     // lost packet or two.
     let timeout = shared.config.heartbeat.max(Duration::from_secs(1));
     let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(&stream, millis) {
+    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(socket.get_ref(), millis) {
         crate::debug!("cannot set TCP_USER_TIMEOUT: {e}");
     }
     let opening = [Frame::from(EVENTS_HEAD), shared.opening.clone()];
-    if with_deadline(write_frames(&mut stream, &opening), deadline)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    for batch in sub.replay.chunks(MAX_BATCH) {
-        if with_deadline(write_frames(&mut stream, batch), deadline)
+    for frames in [&opening[..], &sub.replay] {
+        if with_deadline(write_frames(&socket, frames), deadline)
             .await
             .is_err()
         {
@@ -249,7 +239,6 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     }
     // One readiness watch for the life of the stream: registered with the reactor
     // once, it costs no syscall per event (a `read` per event would cost one).
-    let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
     let mut watch = Watch::new(&socket);
     sub.frames.attach(socket.clone());
     while next_frames(&sub, &socket, &mut watch).await {
@@ -269,7 +258,8 @@ async fn stream_events(mut stream: TcpStream, sub: Subscription, shared: &Shared
     }
     if sub.frames.is_closed() {
         // Ended by the registry: end the response properly so the browser reconnects.
-        let _ = with_deadline(stream.write_all(sse::LAST_CHUNK), deadline).await;
+        let end = [Frame::from(sse::LAST_CHUNK)];
+        let _ = with_deadline(write_frames(&socket, &end), deadline).await;
     }
 }
 
@@ -372,44 +362,24 @@ impl<'a> Watch<'a> {
     }
 }
 
-/// Writes whole frames, as few `writev` calls as the kernel allows.
-async fn write_frames(stream: &mut TcpStream, frames: &[Frame]) -> io::Result<()> {
-    let mut written = 0;
-    poll_fn(|cx| poll_write_frames(Pin::new(&mut *stream), cx, frames, &mut written)).await
-}
-
-fn poll_write_frames(
-    mut stream: Pin<&mut TcpStream>,
-    cx: &mut Context<'_>,
-    frames: &[Frame],
-    written: &mut usize,
-) -> Poll<io::Result<()>> {
-    loop {
-        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
-        let mut count = 0;
-        let mut skip = *written;
-        for frame in frames {
-            if skip >= frame.len() {
-                skip -= frame.len();
-                continue;
+/// Writes whole frames, as few system calls as the kernel allows (the same write
+/// as a stream's outbox makes).
+async fn write_frames(socket: &Async<std::net::TcpStream>, frames: &[Frame]) -> io::Result<()> {
+    let (mut first, mut offset) = (0, 0);
+    while first < frames.len() {
+        match outbox::write_once(socket.get_ref(), &frames[first..], offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let (whole, rest) = outbox::advance(&frames[first..], offset, n);
+                first += whole;
+                offset = rest;
             }
-            slices[count] = IoSlice::new(&frame[skip..]);
-            skip = 0;
-            count += 1;
-            if count == MAX_BATCH {
-                break;
-            }
-        }
-        if count == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        match stream.as_mut().poll_write_vectored(cx, &slices[..count]) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => *written += n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 async fn with_deadline<T>(

@@ -206,34 +206,12 @@ impl Outbox {
                 }
                 return Ok(true);
             }
-            let written = {
-                let mut slices = [IoSlice::new(&[]); MAX_BATCH];
-                let mut count = 0;
-                for (slot, frame) in slices.iter_mut().zip(&state.frames) {
-                    let skip = if count == 0 { state.offset } else { 0 };
-                    *slot = IoSlice::new(&frame[skip..]);
-                    count += 1;
-                }
-                if count == 1 {
-                    // One frame, the usual case: `send` skips the copying in of an
-                    // iovec array and the file-position lookup that `writev` does.
-                    out.write(&slices[0])
-                } else {
-                    out.write_vectored(&slices[..count])
-                }
-            };
-            match written {
+            match write_once(&mut out, &state.frames, state.offset) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    let mut done = state.offset + n;
-                    while let Some(front) = state.frames.front() {
-                        if done < front.len() {
-                            break;
-                        }
-                        done -= front.len();
-                        state.frames.pop_front();
-                    }
-                    state.offset = done;
+                    let (whole, offset) = advance(&state.frames, state.offset, n);
+                    state.frames.drain(..whole);
+                    state.offset = offset;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -275,6 +253,47 @@ impl Drop for Outbox {
         // The frames are shared with every other stream; this one's claim goes now.
         state.frames.clear();
     }
+}
+
+/// One write of up to [`MAX_BATCH`] frames, the first from byte `offset`; returns
+/// the bytes written. One frame, the usual case, goes out with `send`, which skips
+/// the copying in of an iovec array and the file-position lookup that `writev` does.
+pub fn write_once<'a>(
+    mut out: impl Write,
+    frames: impl IntoIterator<Item = &'a Frame>,
+    offset: usize,
+) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+    let mut count = 0;
+    for (slot, frame) in slices.iter_mut().zip(frames) {
+        let skip = if count == 0 { offset } else { 0 };
+        *slot = IoSlice::new(frame.get(skip..).unwrap_or_default());
+        count += 1;
+    }
+    match count {
+        0 => Ok(0),
+        1 => out.write(&slices[0]),
+        _ => out.write_vectored(&slices[..count]),
+    }
+}
+
+/// After `written` more bytes, the first frame already written up to `offset`: how
+/// many of `frames` are now wholly written, and how far into the next one.
+pub fn advance<'a>(
+    frames: impl IntoIterator<Item = &'a Frame>,
+    offset: usize,
+    written: usize,
+) -> (usize, usize) {
+    let mut done = offset + written;
+    let mut whole = 0;
+    for frame in frames {
+        if done < frame.len() {
+            break;
+        }
+        done -= frame.len();
+        whole += 1;
+    }
+    (whole, done)
 }
 
 #[cfg(test)]
