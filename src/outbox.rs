@@ -344,6 +344,18 @@ mod tests {
         }
     }
 
+    impl Count {
+        fn woken(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A waker that counts how often it is woken.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
     /// A queue holding `texts`, as frames.
     fn queued(texts: &[&str]) -> (Feed, Outbox) {
         let (feed, outbox) = pair(&Behind::default());
@@ -396,20 +408,18 @@ mod tests {
 
     #[test]
     fn the_writer_is_woken_by_the_first_frame_and_when_the_feed_goes() {
-        let behind = Behind::default();
-        let (feed, outbox) = pair(&behind);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
+        let (feed, outbox) = pair(&Behind::default());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(outbox.poll_ready(&mut cx).is_pending());
         feed.push(&frame("a"), 8, false).unwrap();
         feed.push(&frame("b"), 8, false).unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a burst");
+        assert_eq!(count.woken(), 1, "one wake for a burst");
         assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(true));
         outbox.write_to(io::sink()).unwrap();
         assert!(outbox.poll_ready(&mut cx).is_pending());
         drop(feed);
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.woken(), 2);
         assert_eq!(outbox.poll_ready(&mut cx), Poll::Ready(false));
         assert!(outbox.is_closed());
     }
@@ -444,8 +454,7 @@ mod tests {
         use std::io::Read as _;
         let behind = Behind::default();
         let (feed, outbox) = pair(&behind);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         assert!(outbox
             .poll_ready(&mut Context::from_waker(&waker))
             .is_pending());
@@ -456,11 +465,7 @@ mod tests {
         outbox.write_to(socket.get_ref()).unwrap();
         outbox.attach(socket.clone());
         assert_eq!(feed.push(&frame("direct"), 8, true), Ok(0));
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "woken for the early one only"
-        );
+        assert_eq!(count.woken(), 1, "woken for the early one only");
         assert_eq!(behind.count(), 0);
         let mut got = [0u8; 12];
         client.read_exact(&mut got).unwrap();
