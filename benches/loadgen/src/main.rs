@@ -1,11 +1,13 @@
 //! Load generator for lanchat, on loopback only, bounded in count and time.
 //!
 //! Modes (see BENCHMARKS.md for the method):
-//! - `floor`: the cost of the bare syscall, measured in the same run: one `write` of
-//!   a 120-byte chunked SSE frame to each of N loopback sockets whose readers wait in
-//!   epoll on the other core. Every report divides by this.
+//! - `floor`: the cost of the bare syscall: one `write` of a 120-byte chunked SSE
+//!   frame to each of N loopback sockets whose readers wait in epoll on the other
+//!   core. Served by a child process (`floor-serve`) that does one round on request.
 //! - `fanout`: N raw HTTP/1.1 `/events` subscribers; M messages published one at a
-//!   time, each after the previous reached every subscriber.
+//!   time, each after the previous reached every subscriber, each beside a floor
+//!   round measured just before it; the ratios to the floor are medians over these
+//!   pairs.
 //! - `flatout`: N subscribers; P publishers posting as fast as they can for T seconds.
 //!   Subscribers that the server drops for a full queue reconnect with
 //!   `Last-Event-ID`, as a browser does, and every gap and duplicate is counted.
@@ -24,6 +26,12 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use smol::{Async, LocalExecutor, Timer};
+
+/// The pause after each floor round and each fan-out message. Loopback runs the
+/// receiving side of a write in the writer's context, so the readers' delayed ACKs
+/// are timers on the writer's core that fire tens of milliseconds later: without a
+/// pause they would land in the next round or message and be charged to it.
+const ROUND_GAP: Duration = Duration::from_millis(100);
 
 const USAGE: &str = "usage: loadgen MODE [options]
 modes:  floor | fanout | flatout | suite
@@ -102,6 +110,7 @@ fn main() {
     pin_to_core(1);
     let result = match mode.as_str() {
         "floor" => floor(opts.subscribers).map(|f| println!("{f}")),
+        "floor-serve" => floor_serve(opts.subscribers),
         "fanout" => fanout(&opts).map(|r| println!("{r}")),
         "flatout" => flatout(&opts).map(|r| println!("{r}")),
         "suite" => suite(&opts),
@@ -256,25 +265,129 @@ struct Floor {
     sockets: usize,
     /// CPU per write, median over rounds.
     per_write: Duration,
-    /// Wall time of one round over all sockets, median.
+    /// Wall time of one round, median, scaled to `over` sockets.
     round: Duration,
+    over: usize,
 }
 
 impl std::fmt::Display for Floor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "floor: {} sockets, {:.2} µs CPU per write, {:.1} ms per round",
+            "floor: {} sockets, {:.2} µs CPU per write, {:.1} ms per round over {}",
             self.sockets,
             self.per_write.as_secs_f64() * 1e6,
-            self.round.as_secs_f64() * 1e3
+            self.round.as_secs_f64() * 1e3,
+            self.over
         )
     }
 }
 
-/// One write of one frame to each of N loopback sockets, from a thread on core 0,
-/// readers waiting in epoll on core 1.
+/// The floor's own process (`loadgen floor-serve N`), which does one round on
+/// request: one write of one frame to each of its N loopback sockets from its main
+/// thread on core 0, while its readers wait in epoll on core 1.
+///
+/// A process of its own, so that both ends of its N socket pairs count against its
+/// own descriptor limit and not against the subscribers'; on request, so that its
+/// rounds can alternate with a server's messages. The machines these run on are
+/// shared, and their speed drifts by a third within seconds: only a round and a
+/// message measured a moment apart make a ratio that means something.
+struct FloorProc {
+    child: Child,
+    requests: Option<std::process::ChildStdin>,
+    replies: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    sockets: usize,
+}
+
+/// One floor round.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    /// CPU per write.
+    per_write: Duration,
+    /// Wall time of the round, scaled to the number of sockets asked for when the
+    /// descriptor limit gave the floor fewer.
+    wall: Duration,
+}
+
+impl FloorProc {
+    fn start(wanted: usize) -> Result<FloorProc, String> {
+        use std::io::BufRead as _;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(["floor-serve", "--subscribers", &wanted.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the floor: {e}"))?;
+        let requests = child.stdin.take();
+        let mut replies = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let ready = replies
+            .next()
+            .ok_or("the floor exited before it was ready")?
+            .map_err(|e| e.to_string())?;
+        let sockets = ready
+            .strip_prefix("ready ")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("the floor said {ready:?}"))?;
+        Ok(FloorProc {
+            child,
+            requests,
+            replies,
+            sockets,
+        })
+    }
+
+    /// One round, `wanted` sockets' worth.
+    fn round(&mut self, wanted: usize) -> Result<Round, String> {
+        use std::io::Write as _;
+        let requests = self.requests.as_mut().ok_or("the floor is closed")?;
+        writeln!(requests, "round").map_err(|e| format!("the floor: {e}"))?;
+        let line = self
+            .replies
+            .next()
+            .ok_or("the floor exited")?
+            .map_err(|e| e.to_string())?;
+        let mut nanos = line.split(' ').map(|v| v.parse::<u64>().ok());
+        let (Some(Some(cpu)), Some(Some(wall))) = (nanos.next(), nanos.next()) else {
+            return Err(format!("the floor said {line:?}"));
+        };
+        let n = self.sockets as u64;
+        Ok(Round {
+            per_write: Duration::from_nanos(cpu / n),
+            wall: Duration::from_nanos(wall * wanted as u64 / n),
+        })
+    }
+}
+
+impl Drop for FloorProc {
+    fn drop(&mut self) {
+        // End of input ends it.
+        drop(self.requests.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `floor`: seven rounds, a pause after each, medians.
 fn floor(wanted: usize) -> Result<Floor, String> {
+    let mut proc = FloorProc::start(wanted)?;
+    let mut rounds = Vec::new();
+    for _ in 0..7 {
+        rounds.push(proc.round(wanted)?);
+        std::thread::sleep(ROUND_GAP);
+    }
+    Ok(Floor {
+        sockets: proc.sockets,
+        per_write: median(rounds.iter().map(|r| r.per_write).collect()),
+        round: median(rounds.iter().map(|r| r.wall).collect()),
+        over: wanted,
+    })
+}
+
+/// `floor-serve`: the floor's process (see [`FloorProc`]). Says `ready N`, then
+/// answers each line on its input with one round's CPU and wall time in
+/// nanoseconds, until its input ends.
+fn floor_serve(wanted: usize) -> Result<(), String> {
+    use std::io::{BufRead as _, Write as _};
     // Both ends live in this process.
     let n = wanted.min((open_file_limit() as usize).saturating_sub(200) / 2);
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -295,8 +408,6 @@ fn floor(wanted: usize) -> Result<Floor, String> {
         f.extend_from_slice(b"\r\n");
         f
     };
-    const ROUNDS: usize = 7;
-    let total = frame.len() * ROUNDS;
     let readers = std::thread::spawn(move || {
         pin_to_core(1);
         let ex = LocalExecutor::new();
@@ -304,16 +415,10 @@ fn floor(wanted: usize) -> Result<Floor, String> {
             .into_iter()
             .map(|c| {
                 ex.spawn(async move {
-                    let mut c = Async::new(c).map_err(|e| e.to_string())?;
-                    let mut buf = [0u8; 512];
-                    let mut got = 0;
-                    while got < total {
-                        let k = c.read(&mut buf).await.map_err(|e| e.to_string())?;
-                        if k == 0 {
-                            break;
-                        }
-                        got += k;
-                    }
+                    // Read as the fan-out's subscribers read, so that the writes
+                    // meet readers that behave alike; until the writer closes.
+                    let c = Async::new(c).map_err(|e| e.to_string())?;
+                    while read_ready(&c, |_, _| false).await {}
                     Ok::<_, String>(())
                 })
             })
@@ -327,30 +432,23 @@ fn floor(wanted: usize) -> Result<Floor, String> {
     });
     // Let every reader park in epoll first.
     std::thread::sleep(Duration::from_millis(300));
-    let writer = std::thread::spawn(move || {
-        use std::io::Write as _;
-        pin_to_core(0);
-        let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
-            let cpu = thread_cpu();
-            let wall = Instant::now();
-            for s in &mut servers {
-                s.write_all(&frame).map_err(|e| e.to_string())?;
-            }
-            rounds.push((thread_cpu() - cpu, wall.elapsed()));
-            std::thread::sleep(Duration::from_millis(100));
+    pin_to_core(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready {n}").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    for line in std::io::stdin().lock().lines() {
+        line.map_err(|e| e.to_string())?;
+        let cpu = thread_cpu();
+        let wall = Instant::now();
+        for s in &mut servers {
+            std::io::Write::write_all(s, &frame).map_err(|e| e.to_string())?;
         }
-        Ok::<_, String>((rounds, servers))
-    });
-    let (rounds, _servers) = writer.join().map_err(|_| "writer panicked")??;
-    readers.join().map_err(|_| "readers panicked")??;
-    let per_write = median(rounds.iter().map(|r| r.0 / n as u32).collect());
-    let round = median(rounds.iter().map(|r| r.1).collect());
-    Ok(Floor {
-        sockets: n,
-        per_write,
-        round,
-    })
+        let (cpu, wall) = (thread_cpu() - cpu, wall.elapsed());
+        writeln!(out, "{} {}", cpu.as_nanos(), wall.as_nanos()).map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    drop(servers);
+    readers.join().map_err(|_| "readers panicked")?
 }
 
 // ---- subscribers and publishers ----------------------------------------------------
@@ -407,12 +505,7 @@ type Shared = Rc<RefCell<Board>>;
 
 /// One `/events` client: reads the chunked stream, counts ids, reconnects with its
 /// last id when the server ends the stream.
-async fn subscriber(
-    addr: SocketAddr,
-    index: usize,
-    board: Shared,
-    stop: async_channel::Receiver<()>,
-) {
+async fn subscriber(addr: SocketAddr, index: usize, board: Shared) {
     let mut epoch = String::new();
     let mut expected: u64 = 0; // 0: not yet known (the first message sets it)
     let mut first_connect = true;
@@ -437,48 +530,40 @@ async fn subscriber(
             board.borrow_mut().connected += 1;
             first_connect = false;
         }
-        let mut buf = vec![0u8; 16 * 1024];
         let mut frames = Frames::default();
         let ended = loop {
-            let read = async { Some(stream.read(&mut buf).await) }
-                .or(async {
-                    let _ = stop.recv().await;
-                    None
+            let more = read_ready(&stream, |bytes, now| {
+                let mut b = board.borrow_mut();
+                frames.feed(bytes, |prefix| {
+                    if let Some(online) =
+                        prefix.strip_prefix(b"event: presence\ndata: {\"online\":")
+                    {
+                        let n = digits(online);
+                        b.online = b.online.max(n as usize);
+                    } else if let Some(id) = prefix.strip_prefix(b"id: ") {
+                        let Some(dash) = id.iter().position(|&c| c == b'-') else {
+                            return;
+                        };
+                        if epoch.is_empty() {
+                            epoch = String::from_utf8_lossy(&id[..dash]).into_owned();
+                        }
+                        let n = digits(&id[dash + 1..]);
+                        if expected == 0 || n == expected {
+                            b.arrived(n, now);
+                            expected = n + 1;
+                        } else if n < expected {
+                            b.duplicates += 1;
+                        } else {
+                            b.lost += n - expected;
+                            b.arrived(n, now);
+                            expected = n + 1;
+                        }
+                        b.behind[index] = expected;
+                    }
                 })
-                .await;
-            let k = match read {
-                None => return,
-                Some(Ok(0)) | Some(Err(_)) => break true,
-                Some(Ok(k)) => k,
-            };
-            let now = Instant::now();
-            let mut b = board.borrow_mut();
-            let ended = frames.feed(&buf[..k], |prefix| {
-                if let Some(online) = prefix.strip_prefix(b"event: presence\ndata: {\"online\":") {
-                    let n = digits(online);
-                    b.online = b.online.max(n as usize);
-                } else if let Some(id) = prefix.strip_prefix(b"id: ") {
-                    let Some(dash) = id.iter().position(|&c| c == b'-') else {
-                        return;
-                    };
-                    if epoch.is_empty() {
-                        epoch = String::from_utf8_lossy(&id[..dash]).into_owned();
-                    }
-                    let n = digits(&id[dash + 1..]);
-                    if expected == 0 || n == expected {
-                        b.arrived(n, now);
-                        expected = n + 1;
-                    } else if n < expected {
-                        b.duplicates += 1;
-                    } else {
-                        b.lost += n - expected;
-                        b.arrived(n, now);
-                        expected = n + 1;
-                    }
-                    b.behind[index] = expected;
-                }
-            });
-            if ended {
+            })
+            .await;
+            if !more {
                 break true;
             }
         };
@@ -493,6 +578,53 @@ fn digits(bytes: &[u8]) -> u64 {
         .iter()
         .take_while(|c| c.is_ascii_digit())
         .fold(0, |n, &c| n * 10 + u64::from(c - b'0'))
+}
+
+thread_local! {
+    /// The one read buffer of this thread's readers: a read never awaits while it
+    /// holds it, and 10,000 readers touching one buffer stay in cache where 10,000
+    /// buffers of their own would not.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
+}
+
+/// Waits until `stream` is readable, then reads what it holds, calling `got` with
+/// each read and its time until `got` returns `true` (stop) or the socket is empty.
+/// Returns `false` when the stream has ended: end of file, an error, or `got` said
+/// stop.
+///
+/// Waiting first and reading once costs one `recv` per wake-up; `AsyncRead` would
+/// read again after every read to find the socket empty. The reader must cost less
+/// than the server's write, or the publish -> last figures would time the reader.
+async fn read_ready(
+    stream: &Async<TcpStream>,
+    mut got: impl FnMut(&[u8], Instant) -> bool,
+) -> bool {
+    use std::io::Read as _;
+    loop {
+        if stream.readable().await.is_err() {
+            return false;
+        }
+        let read = READ_BUF.with_borrow_mut(|buf| loop {
+            match stream.get_ref().read(buf) {
+                Ok(0) => return Some(false),
+                Ok(k) => {
+                    if got(&buf[..k], Instant::now()) {
+                        return Some(false);
+                    }
+                    if k < buf.len() {
+                        return Some(true);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Some(false),
+            }
+        });
+        // `None`: woken with nothing to read; wait again.
+        if let Some(more) = read {
+            return more;
+        }
+    }
 }
 
 /// Walks a chunked `text/event-stream` response frame by frame. The server writes
@@ -669,13 +801,12 @@ async fn subscribe_all(
     addr: SocketAddr,
     n: usize,
     board: &Shared,
-    stop: &async_channel::Receiver<()>,
 ) -> Result<(), String> {
     board.borrow_mut().behind = vec![0; n];
     board.borrow_mut().subscribers = n;
     for i in 0..n {
-        ex.spawn(subscriber(addr, i, board.clone(), stop.clone()))
-            .detach();
+        // Ended with the executor, when the session ends.
+        ex.spawn(subscriber(addr, i, board.clone())).detach();
         if i % 100 == 99 {
             // Let connects proceed in batches, as phones arrive, without overrunning
             // the listen backlog.
@@ -754,6 +885,11 @@ struct FanOut {
     last_p99: Duration,
     lost: u64,
     duplicated: u64,
+    /// The floor rounds measured between the messages, medians.
+    floor: Floor,
+    /// Medians over messages of each message's figure over the round just before it.
+    cpu_ratio: f64,
+    last_ratio: f64,
 }
 
 impl std::fmt::Display for FanOut {
@@ -762,7 +898,7 @@ impl std::fmt::Display for FanOut {
             f,
             "fanout: {} subscribers, idle RSS {} KiB, {:.2} KiB/subscriber ({:.2} after traffic), \
              {:.2} µs CPU/delivery, publish→first p50 {:.1} ms, →last p50 {:.1} / p99 {:.1} ms, \
-             lost {}, duplicated {}",
+             lost {}, duplicated {}; beside each message a {}: CPU {:.2} × floor, →last p50 {:.2} × round",
             self.subscribers,
             self.rss_idle_kib,
             self.rss_per_sub,
@@ -772,7 +908,10 @@ impl std::fmt::Display for FanOut {
             self.last_p50.as_secs_f64() * 1e3,
             self.last_p99.as_secs_f64() * 1e3,
             self.lost,
-            self.duplicated
+            self.duplicated,
+            self.floor,
+            self.cpu_ratio,
+            self.last_ratio,
         )
     }
 }
@@ -800,17 +939,19 @@ fn session<T>(
         rss_idle: rss_kib(pid),
         board: Rc::default(),
     };
-    // Never sent on: dropped with this function, it ends the subscribers.
-    let (_stop_tx, stop) = async_channel::bounded::<()>(1);
     let ex = LocalExecutor::new();
     smol::block_on(ex.run(async {
-        subscribe_all(&ex, s.addr, o.subscribers, &s.board, &stop).await?;
+        subscribe_all(&ex, s.addr, o.subscribers, &s.board).await?;
         body(&s, &ex).await
     }))
 }
 
+/// `fanout`: messages one at a time, each after the previous reached every
+/// subscriber, each beside a floor round measured just before it.
 fn fanout(o: &Opts) -> Result<FanOut, String> {
     let n = o.subscribers;
+    // Started before the server, so that the server's idle RSS is read at rest.
+    let mut floor = FloorProc::start(n)?;
     session(o, async |s: &Session, _: &LocalExecutor<'static>| {
         let (pid, addr, rss_idle, board) = (s.pid, s.addr, s.rss_idle, &s.board);
         Timer::after(Duration::from_millis(300)).await;
@@ -818,9 +959,14 @@ fn fanout(o: &Opts) -> Result<FanOut, String> {
         let (tx, rx) = async_channel::unbounded();
         board.borrow_mut().complete = Some(tx);
         let mut p = Publisher::connect(addr).await?;
-        let cpu0 = process_cpu(pid);
         let mut ns = Vec::new();
+        let mut rounds = Vec::new();
+        let mut cpus = Vec::new();
         for i in 0..o.messages {
+            // The server is idle meanwhile: the round has core 0 to itself.
+            rounds.push(floor.round(n)?);
+            Timer::after(ROUND_GAP).await;
+            let cpu0 = process_cpu(pid);
             let sent = Instant::now();
             let m = p.post(&format!("fan-out+{i}")).await?;
             {
@@ -829,29 +975,51 @@ fn fanout(o: &Opts) -> Result<FanOut, String> {
                 b.sent[m as usize] = Some(sent);
             }
             wait_complete(&rx, m, Duration::from_secs(60)).await?;
+            // The POST is in there too: a slight overestimate.
+            cpus.push((process_cpu(pid) - cpu0) / n as u32);
             ns.push(m);
+            Timer::after(ROUND_GAP).await;
         }
-        let cpu = process_cpu(pid) - cpu0;
         let rss_after = rss_kib(pid);
         let b = board.borrow();
-        let lat = |at: &Vec<Option<Instant>>| -> Vec<Duration> {
+        let lat = |at: &Vec<Option<Instant>>| -> Vec<Option<Duration>> {
             ns.iter()
-                .filter_map(|&m| Some(at[m as usize]? - b.sent[m as usize]?))
+                .map(|&m| Some(at[m as usize]? - b.sent[m as usize]?))
                 .collect()
         };
         let lasts = lat(&b.last);
+        // Each message against the round just before it.
+        let ratio = |x: Duration, floor: Duration| x.as_secs_f64() / floor.as_secs_f64();
+        let cpu_ratio = med(cpus
+            .iter()
+            .zip(&rounds)
+            .map(|(c, r)| ratio(*c, r.per_write))
+            .collect());
+        let last_ratio = med(lasts
+            .iter()
+            .zip(&rounds)
+            .filter_map(|(l, r)| Some(ratio((*l)?, r.wall)))
+            .collect());
+        let lasts: Vec<Duration> = lasts.into_iter().flatten().collect();
         Ok::<_, String>(FanOut {
             subscribers: n,
             rss_idle_kib: rss_idle,
             rss_per_sub: rss_subs.saturating_sub(rss_idle) as f64 / n as f64,
             rss_per_sub_after: rss_after.saturating_sub(rss_idle) as f64 / n as f64,
-            // The probe and the POSTs are in there too: a slight overestimate.
-            cpu_per_delivery: cpu / (o.messages * n) as u32,
-            first_p50: median(lat(&b.first)),
+            cpu_per_delivery: median(cpus),
+            first_p50: median(lat(&b.first).into_iter().flatten().collect()),
             last_p50: median(lasts.clone()),
             last_p99: percentile(lasts, 0.99),
             lost: b.lost,
             duplicated: b.duplicates,
+            floor: Floor {
+                sockets: floor.sockets,
+                per_write: median(rounds.iter().map(|r| r.per_write).collect()),
+                round: median(rounds.iter().map(|r| r.wall).collect()),
+                over: n,
+            },
+            cpu_ratio,
+            last_ratio,
         })
     })
 }
@@ -987,14 +1155,10 @@ fn suite(o: &Opts) -> Result<(), String> {
     );
     let mut floor_lines = String::new();
     for subscribers in [1_000, 10_000] {
-        let mut floors = Vec::new();
         let mut results: Vec<(Vec<FanOut>, Vec<FlatOut>)> =
             vec![(Vec::new(), Vec::new()); servers.len()];
         let mut failed: Vec<Option<String>> = vec![None; servers.len()];
         for run in 0..o.runs {
-            let f = floor(subscribers)?;
-            eprintln!("run {run}: {f}");
-            floors.push(f);
             for (i, (name, cmd, threads)) in servers.iter().enumerate() {
                 if failed[i].is_some() {
                     continue;
@@ -1022,18 +1186,21 @@ fn suite(o: &Opts) -> Result<(), String> {
         }
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let floor_us = med(floors.iter().map(|f| us(f.per_write)).collect());
-        // The floor's round is over its own socket count; scaled to N.
-        let floor_round = med(floors
+        // Every fan-out measured its own floor rounds, between its messages.
+        let floors: Vec<&Floor> = results
             .iter()
-            .map(|f| ms(f.round) * subscribers as f64 / f.sockets as f64)
-            .collect());
-        let _ = writeln!(
-            floor_lines,
-            "- {subscribers} subscribers: floor {floor_us:.2} µs of CPU per write, {floor_round:.1} ms per round over {subscribers} sockets (medians of {} runs; measured over {} sockets)",
-            o.runs,
-            floors[0].sockets
-        );
+            .flat_map(|(fans, _)| &fans[..])
+            .map(|f| &f.floor)
+            .collect();
+        if let Some(first) = floors.first() {
+            let _ = writeln!(
+                floor_lines,
+                "- {subscribers} subscribers: floor {:.2} µs of CPU per write, {:.1} ms per round over {subscribers} sockets (medians of the rounds beside every server's runs; measured over {} sockets)",
+                med(floors.iter().map(|f| us(f.per_write)).collect()),
+                med(floors.iter().map(|f| ms(f.round)).collect()),
+                first.sockets
+            );
+        }
         for (((name, _, _), (fans, flats)), failure) in servers.iter().zip(&results).zip(&failed) {
             if let Some(e) = failure {
                 let _ = writeln!(table, "| {subscribers} | {name} | failed: {e} |||||||||");
@@ -1041,15 +1208,15 @@ fn suite(o: &Opts) -> Result<(), String> {
             }
             let cpu = med(fans.iter().map(|f| us(f.cpu_per_delivery)).collect());
             let p50 = med(fans.iter().map(|f| ms(f.last_p50)).collect());
+            let cpu_ratio = med(fans.iter().map(|f| f.cpu_ratio).collect());
+            let last_ratio = med(fans.iter().map(|f| f.last_ratio).collect());
             let _ = writeln!(
                 table,
-                "| {subscribers} | {name} | {:.2} ({:.2}) | {:.0} | {cpu:.2} ({:.2}×) | {p50:.1} / {:.1} ({:.2}×) | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                "| {subscribers} | {name} | {:.2} ({:.2}) | {:.0} | {cpu:.2} ({cpu_ratio:.2}×) | {p50:.1} / {:.1} ({last_ratio:.2}×) | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
                 med(fans.iter().map(|f| f.rss_per_sub).collect()),
                 med(fans.iter().map(|f| f.rss_per_sub_after).collect()),
                 med(fans.iter().map(|f| f.rss_idle_kib as f64).collect()),
-                cpu / floor_us,
                 med(fans.iter().map(|f| ms(f.last_p99)).collect()),
-                p50 / floor_round,
                 med(flats.iter().map(|f| f.deliveries_per_s).collect()),
                 med(flats.iter().map(|f| f.posts_per_s).collect()),
                 med(flats.iter().map(|f| ms(f.last_p50)).collect()),
