@@ -520,18 +520,38 @@ mod tests {
         assert_eq!(&got, b"early direct");
     }
 
-    #[test]
-    fn what_a_full_socket_refuses_is_queued_and_goes_out_in_order() {
-        use std::io::Read as _;
-        let behind = Behind::default();
-        let (mut feed, outbox) = pair(&behind);
-        let (socket, mut client) = connection();
-        outbox.attach(socket.clone());
-        // Far more than a loopback socket buffers: the direct write takes part.
-        let big: Frame = (0..32 << 20)
+    /// Far more than a loopback socket buffers: a direct write of it takes part.
+    fn big_frame() -> Frame {
+        (0..32 << 20)
             .map(|i| (i % 251) as u8)
             .collect::<Vec<u8>>()
-            .into();
+            .into()
+    }
+
+    /// Everything the client's end receives until the server's end closes.
+    fn read_all(mut client: TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+        use std::io::Read as _;
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).unwrap();
+            all
+        })
+    }
+
+    /// Writes what is queued, waiting while the socket is full, until none is left.
+    fn drain(outbox: &Outbox, socket: &Async<TcpStream>) {
+        while !outbox.write_to(socket.get_ref()).unwrap() {
+            futures_lite::future::block_on(socket.writable()).unwrap();
+        }
+    }
+
+    #[test]
+    fn what_a_full_socket_refuses_is_queued_and_goes_out_in_order() {
+        let behind = Behind::default();
+        let (mut feed, outbox) = pair(&behind);
+        let (socket, client) = connection();
+        outbox.attach(socket.clone());
+        let big = big_frame();
         assert_eq!(feed.push(&big, 8, true), Ok(1));
         assert_eq!(behind.count(), 1);
         assert_eq!(
@@ -539,14 +559,8 @@ mod tests {
             Ok(2),
             "queued behind it"
         );
-        let reader = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            client.read_to_end(&mut all).unwrap();
-            all
-        });
-        while !outbox.write_to(socket.get_ref()).unwrap() {
-            futures_lite::future::block_on(socket.writable()).unwrap();
-        }
+        let reader = read_all(client);
+        drain(&outbox, &socket);
         assert_eq!(behind.count(), 0);
         drop((feed, outbox, socket));
         let all = reader.join().unwrap();
@@ -560,31 +574,21 @@ mod tests {
 
     #[test]
     fn a_drained_stream_is_written_without_the_lock_and_keeps_its_order() {
-        use std::io::Read as _;
         let behind = Behind::default();
         let (mut feed, outbox) = pair(&behind);
-        let (socket, mut client) = connection();
+        let (socket, client) = connection();
         outbox.attach(socket.clone());
         // Written whole under the lock: the queue is known to be drained.
         assert_eq!(feed.push(&frame("one "), 8, true), Ok(0));
         // Written without the lock, whole.
         assert_eq!(feed.push(&frame("two "), 8, true), Ok(0));
         // Written without the lock, in part: the rest is queued for the writer.
-        let big: Frame = (0..32 << 20)
-            .map(|i| (i % 251) as u8)
-            .collect::<Vec<u8>>()
-            .into();
+        let big = big_frame();
         assert_eq!(feed.push(&big, 8, true), Ok(1));
         assert_eq!(behind.count(), 1);
         assert_eq!(feed.push(&frame("tail "), 8, true), Ok(2), "behind it");
-        let reader = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            client.read_to_end(&mut all).unwrap();
-            all
-        });
-        while !outbox.write_to(socket.get_ref()).unwrap() {
-            futures_lite::future::block_on(socket.writable()).unwrap();
-        }
+        let reader = read_all(client);
+        drain(&outbox, &socket);
         assert_eq!(behind.count(), 0);
         // Caught up: direct again.
         assert_eq!(feed.push(&frame("end"), 8, true), Ok(0));
