@@ -82,8 +82,8 @@ struct State {
     feed_gone: bool,
     /// The stream has ended: nothing pushed now would be written.
     outbox_gone: bool,
-    /// The stream's socket, once its opening and replay are written: while nothing
-    /// is queued, [`Feed::push`] may write to it.
+    /// The stream's socket, once its opening and replay are written; [`Feed::push`]
+    /// takes its own handle from here at its first direct write.
     socket: Option<Arc<Async<TcpStream>>>,
 }
 
@@ -520,6 +520,15 @@ mod tests {
         assert_eq!(&got, b"early direct");
     }
 
+    /// A queue whose stream has attached its socket, and the client's end.
+    fn attached() -> (Behind, Feed, Outbox, Arc<Async<TcpStream>>, TcpStream) {
+        let behind = Behind::default();
+        let (feed, outbox) = pair(&behind);
+        let (socket, client) = connection();
+        outbox.attach(socket.clone());
+        (behind, feed, outbox, socket, client)
+    }
+
     /// Far more than a loopback socket buffers: a direct write of it takes part.
     fn big_frame() -> Frame {
         (0..32 << 20)
@@ -547,10 +556,7 @@ mod tests {
 
     #[test]
     fn what_a_full_socket_refuses_is_queued_and_goes_out_in_order() {
-        let behind = Behind::default();
-        let (mut feed, outbox) = pair(&behind);
-        let (socket, client) = connection();
-        outbox.attach(socket.clone());
+        let (behind, mut feed, outbox, socket, client) = attached();
         let big = big_frame();
         assert_eq!(feed.push(&big, 8, true), Ok(1));
         assert_eq!(behind.count(), 1);
@@ -574,10 +580,7 @@ mod tests {
 
     #[test]
     fn a_drained_stream_is_written_without_the_lock_and_keeps_its_order() {
-        let behind = Behind::default();
-        let (mut feed, outbox) = pair(&behind);
-        let (socket, client) = connection();
-        outbox.attach(socket.clone());
+        let (behind, mut feed, outbox, socket, client) = attached();
         // Written whole under the lock: the queue is known to be drained.
         assert_eq!(feed.push(&frame("one "), 8, true), Ok(0));
         // Written without the lock, whole.
