@@ -1,13 +1,16 @@
-//! One connection: its keep-alive loop, built on async-h1's public `decode` and
+//! One connection: its keep-alive loop, built on our own head reader and async-h1's
 //! `Encoder` rather than `async_h1::accept`, and the writer of an `/events` stream.
 //!
 //! Why not `accept`: it closes without a response on any head it cannot parse and on
 //! a handler error, holds a slow head for a fixed 60 s, and keeps an 8 KiB copy
 //! buffer for the whole life of a streamed response. Here:
 //! - the connection waits for the first byte of a request for `idle_timeout`, then
-//!   for the whole head for `head_timeout`; a head that cannot be parsed gets a `400`
-//!   (`431` when too large, `505` for HTTP/1.0) and a close;
-//! - `decode` is boxed, so its 4 KiB of header slots live only while a head is read;
+//!   for the whole head for `head_timeout`; heads are read and vetted by
+//!   [`crate::inbound`] (why not async-h1's `decode`: see there), and one that
+//!   cannot be served gets its status (`400`, `431`, `501`, `505`) and a close;
+//! - requests are answered in the order they came, also when a client sends the
+//!   next before the answer to the last (pipelining); `Expect: 100-continue` is
+//!   answered on this path, in order;
 //! - an `/events` stream is written by this module straight from the subscriber
 //!   queue: every frame queued at that moment goes out in one vectored write, and a
 //!   read on the socket notices at once when the client goes away. While events are
@@ -25,9 +28,12 @@ use std::time::Duration;
 use async_io::{Async, Readable, Timer};
 use futures_lite::future::poll_fn;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
-use http_types::{Method, Response, StatusCode};
+use http_types::{Method, Response};
 use smol::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 
+use crate::error::Error;
+use crate::inbound::{Failed, Head, Inbound};
 use crate::outbox;
 use crate::registry::Subscription;
 use crate::routes::{self, Reply};
@@ -47,126 +53,153 @@ transfer-encoding: chunked\r\n\r\n";
 
 /// Serves one connection until the client closes, a deadline passes, or shutdown.
 /// `slot` is held for as long as the connection lives, by whichever task serves it
-/// last.
+/// last. A panic while serving it ends this connection only, with a log line that
+/// names the request.
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>, slot: impl Send + 'static) {
+    let mut line = String::new();
+    let served = AssertUnwindSafe(keep_alive(stream, shared, slot, &mut line))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = served {
+        crate::error!(
+            "a bug ended one connection while it served `{}`: {}; the server goes on",
+            line.escape_debug(),
+            panic_text(&*panic)
+        );
+    }
+}
+
+/// Runs `task` (a stream writer); a panic ends it alone, with a log line.
+pub async fn contain(task: impl std::future::Future<Output = ()>, what: &str) {
+    if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+        crate::error!(
+            "a bug ended {what}: {}; the server goes on",
+            panic_text(&*panic)
+        );
+    }
+}
+
+/// The message a panic was raised with.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
+
+async fn keep_alive(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    slot: impl Send + 'static,
+    line: &mut String,
+) {
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let inbound = Inbound::new(stream.clone());
     loop {
-        match next_request(&stream, &shared).await {
-            Next::Request(req, body) => {
-                let method = req.method();
-                let client_closes = header_is(&req, "connection", "close");
-                match routes::handle(*req, &shared).await {
-                    Reply::Response(res) => {
-                        let res = *res;
-                        let closes = client_closes || res_header_is(&res, "connection", "close");
-                        if write_response(&stream, res, method, closes, &shared)
-                            .await
-                            .is_err()
-                            || closes
-                            || !discard_body(body, &shared).await
-                        {
-                            return;
-                        }
-                    }
-                    Reply::Events(sub) => {
-                        // The stream moves to the writers' executor, and this task,
-                        // with all it needed for requests, ends.
-                        let writers = shared.writers.clone();
-                        let task = async move {
-                            let _slot = slot;
-                            stream_events(stream, sub, &shared).await;
-                        };
-                        writers.spawn(Box::pin(task)).detach();
-                        return;
-                    }
-                    Reply::ComeBackLater => return come_back_later(stream, &shared).await,
-                }
-            }
-            Next::Refuse(status, reason) => {
-                let mut res = Response::new(status);
-                res.insert_header("content-type", "text/plain; charset=utf-8");
-                res.set_body(format!(
-                    "{} {}: {reason}\n",
-                    u16::from(status),
-                    status.canonical_reason()
-                ));
-                let _ = write_response(&stream, res, Method::Get, true, &shared).await;
+        let head = match next_head(&inbound, &stream, &shared).await {
+            Some(Ok(head)) => head,
+            Some(Err(e)) => {
+                let _ =
+                    write_response(&stream, e.into_response(), Method::Get, true, &shared).await;
                 return;
             }
-            Next::Close => return,
+            None => return,
+        };
+        line.clone_from(&head.line);
+        let req = head.request;
+        let method = req.method();
+        let client_closes = header_is(&req, "connection", "close");
+        if head.expects_continue {
+            // In order: the previous answer is out, this one has not started.
+            let mut writer = stream.clone();
+            if with_deadline(writer.write_all(CONTINUE), shared.config.write_timeout)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match routes::handle(req, &shared).await {
+            Reply::Response(res) => {
+                let res = *res;
+                let closes = client_closes || res_header_is(&res, "connection", "close");
+                if write_response(&stream, res, method, closes, &shared)
+                    .await
+                    .is_err()
+                    || closes
+                    || !discard_body(&inbound, &shared).await
+                {
+                    return;
+                }
+            }
+            Reply::Events(sub) => {
+                // The stream moves to the writers' executor, and this task, with all
+                // it needed for requests, ends.
+                let writers = shared.writers.clone();
+                let task = async move {
+                    let _slot = slot;
+                    contain(stream_events(stream, sub, &shared), "an event stream").await;
+                };
+                writers.spawn(Box::pin(task)).detach();
+                return;
+            }
+            Reply::ComeBackLater => return come_back_later(stream, &shared).await,
         }
     }
 }
+
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Answers one request on a connection over the cap, then closes it: `503` for a
 /// request, a `retry:` for a stream.
 pub async fn refuse(stream: TcpStream, shared: Arc<Shared>) {
-    if let Next::Request(req, _) = next_request(&stream, &shared).await {
-        if req.url().path() == "/events" {
+    let inbound = Inbound::new(stream.clone());
+    if let Some(Ok(head)) = next_head(&inbound, &stream, &shared).await {
+        if head.request.url().path() == "/events" {
             return come_back_later(stream, &shared).await;
         }
-        let res = routes::Error::Unavailable.into_response();
-        let _ = write_response(&stream, res, req.method(), true, &shared).await;
+        let res = Error::Unavailable.into_response();
+        let _ = write_response(&stream, res, head.request.method(), true, &shared).await;
     }
 }
 
-/// What is left of a request body after its head; async-h1 does not name its type.
-type Body = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
-
-enum Next {
-    Request(Box<http_types::Request>, Body),
-    Refuse(StatusCode, &'static str),
-    Close,
-}
-
-async fn next_request(stream: &TcpStream, shared: &Shared) -> Next {
+/// The next request head: `None` when there is none to answer (the client closed or
+/// went quiet, a deadline passed, shutdown); `Some(Err)` for a head to refuse.
+async fn next_head(
+    inbound: &Inbound,
+    stream: &TcpStream,
+    shared: &Shared,
+) -> Option<Result<Head, Error>> {
     // Idle: wait for a first byte, so a keep-alive connection may rest longer than a
-    // head may take to arrive.
-    let mut probe = [0u8; 1];
-    let first = async { matches!(stream.peek(&mut probe).await, Ok(n) if n > 0) }
-        .or(async {
-            Timer::after(shared.config.idle_timeout).await;
-            false
-        })
-        .or(async {
-            let _ = shared.stop.recv().await;
-            false
-        })
-        .await;
-    if !first {
-        return Next::Close;
+    // head may take to arrive. A client that sent its next request already is not
+    // idle.
+    if !inbound.has_buffered() {
+        let mut probe = [0u8; 1];
+        let first = async { matches!(stream.peek(&mut probe).await, Ok(n) if n > 0) }
+            .or(async {
+                Timer::after(shared.config.idle_timeout).await;
+                false
+            })
+            .or(async {
+                let _ = shared.stop.recv().await;
+                false
+            })
+            .await;
+        if !first {
+            return None;
+        }
     }
-    let decode = Box::pin(async_h1::server::decode(stream.clone()));
     let deadline = async {
         Timer::after(shared.config.head_timeout).await;
         Ok(None)
     };
-    match decode.or(deadline).await {
-        Ok(Some((req, body))) => Next::Request(Box::new(req), Box::new(body)),
-        Ok(None) => Next::Close,
-        Err(e) => classify(&e),
-    }
-}
-
-/// Maps what `decode` could not parse to a status; a failed read is no one to answer.
-fn classify(e: &http_types::Error) -> Next {
-    if e.downcast_ref::<io::Error>().is_some() {
-        return Next::Close;
-    }
-    let text = e.to_string();
-    if text.contains("8kb") || text.contains("too many headers") {
-        Next::Refuse(
-            StatusCode::RequestHeaderFieldsTooLarge,
-            "the request head is too large",
-        )
-    } else if text.contains("Unsupported HTTP version") {
-        Next::Refuse(
-            StatusCode::HttpVersionNotSupported,
-            "only HTTP/1.1 is supported",
-        )
-    } else {
-        Next::Refuse(StatusCode::BadRequest, "the request could not be parsed")
+    match inbound.head().or(deadline).await {
+        Ok(Some(head)) => Some(Ok(head)),
+        Ok(None) | Err(Failed::Gone) => None,
+        Err(Failed::Refused(e)) => Some(Err(e)),
     }
 }
 
@@ -191,12 +224,11 @@ async fn write_response(
 
 /// Reads what the handler left of the body; `false` when the connection cannot be
 /// reused (too much left, too slow, or broken).
-async fn discard_body(body: Body, shared: &Shared) -> bool {
-    let mut rest = body.take(MAX_DISCARD + 1);
-    let drained = futures_lite::io::copy(&mut rest, futures_lite::io::sink());
+async fn discard_body(inbound: &Inbound, shared: &Shared) -> bool {
+    let drained = async { Ok(inbound.discard_body(MAX_DISCARD).await) };
     matches!(
         with_deadline(drained, shared.config.body_timeout).await,
-        Ok(n) if n <= MAX_DISCARD
+        Ok(true)
     )
 }
 
@@ -407,4 +439,20 @@ fn header_is(req: &http_types::Request, name: &str, value: &str) -> bool {
 fn res_header_is(res: &Response, name: &str, value: &str) -> bool {
     res.header(name)
         .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_contained_task_ends_that_task_only() {
+        let after = smol::block_on(async {
+            contain(async { panic!("boom") }, "a test task").await;
+            "went on"
+        });
+        assert_eq!(after, "went on");
+        let text = std::panic::catch_unwind(|| panic!("with {}", "text")).unwrap_err();
+        assert_eq!(panic_text(&*text), "with text");
+    }
 }

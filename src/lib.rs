@@ -8,7 +8,9 @@
 //! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
 //! | [`server`] | the accept loop, the connection cap, shutdown |
 //! | [`conn`] | one connection's keep-alive loop on async-h1's `decode`/`Encoder`; the `/events` writer |
-//! | [`routes`] | method + path to handler; the one place errors become statuses |
+//! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
+//! | [`routes`] | method + path to handler |
+//! | [`error`] | every way a request fails; the one place errors become statuses |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
 //! | [`sse`] | the SSE wire format and chunk framing |
@@ -38,6 +40,8 @@
 pub mod assets;
 pub mod config;
 pub mod conn;
+pub mod error;
+pub mod inbound;
 pub mod log;
 pub mod message;
 pub mod net;

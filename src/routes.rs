@@ -1,8 +1,7 @@
 //! Routing: a request's method and path to a handler, and handlers to a [`Reply`].
 //!
-//! Handlers never fail: async-h1 would close the connection without a word on an
-//! `Err`, so every failure is an [`Error`], and [`Error::into_response`] is the one
-//! place that turns it into a status with a short reason.
+//! Handlers never fail: every failure is an [`Error`], which
+//! [`Error::into_response`] turns into a status with a short reason.
 
 use futures_lite::io::Cursor;
 use futures_lite::{AsyncReadExt as _, FutureExt as _};
@@ -10,6 +9,7 @@ use http_types::{Body, Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use crate::assets;
+pub use crate::error::Error;
 use crate::message::Draft;
 use crate::registry::Subscription;
 use crate::server::Shared;
@@ -24,79 +24,6 @@ pub enum Reply {
     /// Answer `/events` with `200`, a `retry:` and an end, so the browser comes back
     /// later: any other status would make it give up for good.
     ComeBackLater,
-}
-
-/// Every way a request can fail, each with its status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error {
-    /// `400`, with the reason.
-    BadRequest(&'static str),
-    /// `401`: an access key is set and the request lacks it or has a wrong one.
-    Unauthorized,
-    /// `403`, with the reason.
-    Forbidden(&'static str),
-    /// `404`.
-    NotFound,
-    /// `405`, with the methods allowed.
-    MethodNotAllowed(&'static str),
-    /// `408`: the body did not arrive in time.
-    Timeout,
-    /// `413`.
-    TooLarge,
-    /// `415`.
-    UnsupportedType,
-    /// `503`: shutting down or full.
-    Unavailable,
-}
-
-impl Error {
-    /// The status and the one line that explains it.
-    pub fn status_and_reason(self) -> (StatusCode, &'static str) {
-        match self {
-            Error::BadRequest(why) => (StatusCode::BadRequest, why),
-            Error::Unauthorized => (
-                StatusCode::Unauthorized,
-                "this chat needs its key: open the link or scan the QR code again",
-            ),
-            Error::Forbidden(why) => (StatusCode::Forbidden, why),
-            Error::NotFound => (StatusCode::NotFound, "no such page"),
-            Error::MethodNotAllowed(_) => (StatusCode::MethodNotAllowed, "method not allowed"),
-            Error::Timeout => (
-                StatusCode::RequestTimeout,
-                "the request body came too slowly",
-            ),
-            Error::TooLarge => (StatusCode::PayloadTooLarge, "the request body is too large"),
-            Error::UnsupportedType => (
-                StatusCode::UnsupportedMediaType,
-                "send the message as application/x-www-form-urlencoded",
-            ),
-            Error::Unavailable => (
-                StatusCode::ServiceUnavailable,
-                "the server is busy or stopping; try again shortly",
-            ),
-        }
-    }
-
-    /// The response for this error: a plain-text reason a person can read.
-    pub fn into_response(self) -> Response {
-        let (status, reason) = self.status_and_reason();
-        let mut res = Response::new(status);
-        res.insert_header("content-type", "text/plain; charset=utf-8");
-        res.insert_header("cache-control", "no-store");
-        if let Error::MethodNotAllowed(allow) = self {
-            res.insert_header("allow", allow);
-        }
-        // The body may be unread or half read: the connection cannot be reused.
-        if matches!(self, Error::Timeout | Error::TooLarge) {
-            res.insert_header("connection", "close");
-        }
-        res.set_body(format!(
-            "{} {}: {reason}\n",
-            u16::from(status),
-            status.canonical_reason()
-        ));
-        res
-    }
 }
 
 /// Answers one request.

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use std::panic::AssertUnwindSafe;
+
 use futures_lite::FutureExt as _;
 use smol::net::TcpListener;
 use smol::{Executor, Timer};
@@ -106,7 +108,18 @@ pub async fn serve(
         store,
         restored,
     });
-    let registry_task = ex.spawn(registry_task);
+    let registry_task = ex.spawn(async move {
+        // The registry alone holds every subscriber, the history and the next id:
+        // after a panic there is nothing consistent to go on with. Stop, so that a
+        // service manager starts a fresh process (history on disk is kept).
+        if let Err(panic) = AssertUnwindSafe(registry_task).catch_unwind().await {
+            crate::error!(
+                "a bug stopped the registry: {}; the server stops",
+                conn::panic_text(&*panic)
+            );
+            std::process::abort();
+        }
+    });
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
     let mut opening = sse::retry(config.retry.as_millis() as u64);
@@ -141,7 +154,7 @@ pub async fn serve(
             let task = async move {
                 if over_cap {
                     let _slot = slot;
-                    conn::refuse(stream, shared).await;
+                    conn::contain(conn::refuse(stream, shared), "a refused connection").await;
                 } else {
                     conn::serve(stream, shared, slot).await;
                 }

@@ -1,0 +1,140 @@
+//! Every way a request can fail, and the one place where each becomes a status with
+//! a short reason a person can read.
+//!
+//! Handlers and the head reader never return an `Err` to async-h1 (it would close
+//! the connection without a word): whatever goes wrong is an [`Error`], and
+//! [`Error::into_response`] answers it.
+
+use http_types::{Response, StatusCode};
+
+/// Every way a request can fail, each with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// `400`, with the reason.
+    BadRequest(&'static str),
+    /// `401`: an access key is set and the request lacks it or has a wrong one.
+    Unauthorized,
+    /// `403`, with the reason.
+    Forbidden(&'static str),
+    /// `404`.
+    NotFound,
+    /// `405`, with the methods allowed.
+    MethodNotAllowed(&'static str),
+    /// `408`: the body did not arrive in time.
+    Timeout,
+    /// `413`.
+    TooLarge,
+    /// `415`.
+    UnsupportedType,
+    /// `431`: the head is over its size or header count.
+    HeadTooLarge,
+    /// `500`: a bug, caught before it could stop the server.
+    Internal,
+    /// `501`, with what is not implemented.
+    NotImplemented(&'static str),
+    /// `503`: shutting down or full.
+    Unavailable,
+    /// `505`.
+    VersionNotSupported,
+    /// `507`: the history file could not be written, so the message was not taken.
+    NotStored,
+}
+
+impl Error {
+    /// The status and the one line that explains it.
+    pub fn status_and_reason(self) -> (StatusCode, &'static str) {
+        match self {
+            Error::BadRequest(why) => (StatusCode::BadRequest, why),
+            Error::Unauthorized => (
+                StatusCode::Unauthorized,
+                "this chat needs its key: open the link or scan the QR code again",
+            ),
+            Error::Forbidden(why) => (StatusCode::Forbidden, why),
+            Error::NotFound => (StatusCode::NotFound, "no such page"),
+            Error::MethodNotAllowed(_) => (StatusCode::MethodNotAllowed, "method not allowed"),
+            Error::Timeout => (
+                StatusCode::RequestTimeout,
+                "the request body came too slowly",
+            ),
+            Error::TooLarge => (StatusCode::PayloadTooLarge, "the request body is too large"),
+            Error::UnsupportedType => (
+                StatusCode::UnsupportedMediaType,
+                "send the message as application/x-www-form-urlencoded",
+            ),
+            Error::HeadTooLarge => (
+                StatusCode::RequestHeaderFieldsTooLarge,
+                "the request head is too large",
+            ),
+            Error::Internal => (
+                StatusCode::InternalServerError,
+                "something went wrong on the server; the request was not done",
+            ),
+            Error::NotImplemented(what) => (StatusCode::NotImplemented, what),
+            Error::Unavailable => (
+                StatusCode::ServiceUnavailable,
+                "the server is busy or stopping; try again shortly",
+            ),
+            Error::VersionNotSupported => (
+                StatusCode::HttpVersionNotSupported,
+                "only HTTP/1.1 is supported",
+            ),
+            Error::NotStored => (
+                StatusCode::InsufficientStorage,
+                "the server cannot save messages right now (its disk is full or failing); \
+                 the message was not sent",
+            ),
+        }
+    }
+
+    /// Whether the connection must close after this answer because the body may be
+    /// unread or half read. (A head that could not be read always closes: the
+    /// connection does that itself.)
+    pub fn closes(self) -> bool {
+        matches!(self, Error::Timeout | Error::TooLarge)
+    }
+
+    /// The response for this error: a plain-text reason a person can read.
+    pub fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let mut res = Response::new(status);
+        res.insert_header("content-type", "text/plain; charset=utf-8");
+        res.insert_header("cache-control", "no-store");
+        if let Error::MethodNotAllowed(allow) = self {
+            res.insert_header("allow", allow);
+        }
+        if self.closes() {
+            res.insert_header("connection", "close");
+        }
+        res.set_body(format!(
+            "{} {}: {reason}\n",
+            u16::from(status),
+            status.canonical_reason()
+        ));
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_names_its_status_and_reason() {
+        for e in [
+            Error::BadRequest("bad"),
+            Error::HeadTooLarge,
+            Error::NotStored,
+            Error::VersionNotSupported,
+        ] {
+            let (status, reason) = e.status_and_reason();
+            let res = e.into_response();
+            assert_eq!(res.status(), status);
+            assert!(!reason.is_empty());
+        }
+        let res = Error::MethodNotAllowed("GET, HEAD").into_response();
+        assert_eq!(res.header("allow").unwrap().as_str(), "GET, HEAD");
+        assert!(res.header("connection").is_none());
+        let res = Error::TooLarge.into_response();
+        assert_eq!(res.header("connection").unwrap().as_str(), "close");
+    }
+}
