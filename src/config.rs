@@ -28,8 +28,8 @@ pub struct Config {
     /// Open connections allowed at once; past it, requests get `503` (streams a
     /// `retry:`). Each open stream costs a file descriptor and a few KiB.
     pub max_connections: usize,
-    /// Largest request body: a 2,000-character message with a name, URL-encoded, is
-    /// well under it.
+    /// Largest request body: by default the largest a valid message can take in any
+    /// script ([`crate::message::MAX_FORM_BYTES`]).
     pub max_body: usize,
     /// Time allowed for a whole request head once its first byte has arrived.
     pub head_timeout: Duration,
@@ -60,7 +60,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(15),
             retry: Duration::from_millis(2_000),
             max_connections: 10_000,
-            max_body: 16 * 1024,
+            max_body: crate::message::MAX_FORM_BYTES,
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -426,7 +426,10 @@ mod tests {
         assert_eq!((c.history, c.backlog, c.queue), (1000, 100, 256));
         assert_eq!(c.heartbeat, Duration::from_secs(15));
         assert_eq!(c.retry, Duration::from_millis(2000));
-        assert_eq!((c.max_connections, c.max_body), (10_000, 16 * 1024));
+        assert_eq!(
+            (c.max_connections, c.max_body),
+            (10_000, crate::message::MAX_FORM_BYTES)
+        );
         assert!(!o.quiet);
     }
 

@@ -8,12 +8,67 @@
 
 use serde::{Deserialize, Serialize};
 
+// Each limit is written once, as a macro, so that the reasons below can name it in a
+// `&'static str`.
+macro_rules! max_text_chars {
+    () => {
+        2000
+    };
+}
+macro_rules! max_name_chars {
+    () => {
+        40
+    };
+}
+
 /// Longest message text, in characters: a chat line, not a document.
-pub const MAX_TEXT_CHARS: usize = 2_000;
+pub const MAX_TEXT_CHARS: usize = max_text_chars!();
 /// Longest nickname, in characters: it must fit beside a message on a phone.
-pub const MAX_NAME_CHARS: usize = 40;
+pub const MAX_NAME_CHARS: usize = max_name_chars!();
 /// The name shown when a poster gives none.
 pub const ANONYMOUS: &str = "anonymous";
+
+/// The largest form body a valid message can take: every character of the text and
+/// the name at its worst, four bytes of UTF-8 each percent-encoded (`%F0%9F%98%80`,
+/// twelve bytes), and room for the field names and a few small fields beside them.
+/// Limits are counted in characters (Unicode scalar values), so that a message in
+/// any script that is within them is never refused for its bytes.
+pub const MAX_FORM_BYTES: usize = (MAX_TEXT_CHARS + MAX_NAME_CHARS) * 12 + 512;
+
+/// A message id, `<epoch>-<n>`: the epoch names the run of the server that began
+/// the history, `n` counts its messages from 1. Ordered by epoch, then `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id {
+    /// Fixed when a server starts with no history; kept while history goes on.
+    pub epoch: u64,
+    /// One more for each message.
+    pub n: u64,
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.epoch, self.n)
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = ();
+
+    /// Digits, a `-`, digits; nothing else (no sign, no space).
+    fn from_str(s: &str) -> Result<Id, ()> {
+        let (epoch, n) = s.split_once('-').ok_or(())?;
+        let digits = |t: &str| {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            t.parse::<u64>().map_err(|_| ())
+        };
+        Ok(Id {
+            epoch: digits(epoch)?,
+            n: digits(n)?,
+        })
+    }
+}
 
 /// A message as stored in history and sent to every client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +84,12 @@ pub struct Message {
 }
 
 impl Message {
+    /// The id, parsed; `None` for one that is not of the form `<epoch>-<n>` (only a
+    /// history file from elsewhere could hold such a message).
+    pub fn parsed_id(&self) -> Option<Id> {
+        self.id.parse().ok()
+    }
+
     /// The message as JSON, the `data:` of its event and the body of a `201`.
     pub fn to_json(&self) -> String {
         // Serialising a struct of strings and integers cannot fail.
@@ -66,8 +127,16 @@ impl Invalid {
         match self {
             Invalid::NotUtf8 => "the form data is not valid UTF-8",
             Invalid::Empty => "the message is empty",
-            Invalid::TooLong => "the message is longer than 2000 characters",
-            Invalid::NameTooLong => "the name is longer than 40 characters",
+            Invalid::TooLong => {
+                concat!(
+                    "the message is longer than ",
+                    max_text_chars!(),
+                    " characters"
+                )
+            }
+            Invalid::NameTooLong => {
+                concat!("the name is longer than ", max_name_chars!(), " characters")
+            }
             Invalid::ControlCharacter => "the message contains a control character",
         }
     }
@@ -224,6 +293,38 @@ mod tests {
             Draft::new("", &text).unwrap().text.chars().count(),
             MAX_TEXT_CHARS
         );
+    }
+
+    #[test]
+    fn ids_read_back_as_written_and_nothing_else_reads_as_one() {
+        let id = Id { epoch: 17, n: 4 };
+        assert_eq!(id.to_string().parse::<Id>(), Ok(id));
+        for bad in [
+            "", "17", "17-", "-4", "+17-4", "17-+4", "17 -4", "a-4", "17-4-1",
+        ] {
+            assert!(bad.parse::<Id>().is_err(), "{bad}");
+        }
+        assert!(Id { epoch: 1, n: 9 } < Id { epoch: 2, n: 1 });
+    }
+
+    #[test]
+    fn the_longest_message_in_any_script_fits_the_body_limit() {
+        // A line break typed in a form travels as CR LF and counts as one.
+        let breaks = format!("x{}", "\r\n".repeat(MAX_TEXT_CHARS - 1));
+        for c in ['a', '\u{e9}', '\u{4e2d}', '\u{1f600}', '\n'] {
+            let text: String = match c {
+                '\n' => breaks.clone(),
+                c => std::iter::repeat_n(c, MAX_TEXT_CHARS).collect(),
+            };
+            let name: String = std::iter::repeat_n('\u{1f600}', MAX_NAME_CHARS).collect();
+            let form = format!("name={}&message={}", percent(&name), percent(&text));
+            assert!(form.len() <= MAX_FORM_BYTES, "{c:?}: {}", form.len());
+            assert!(Draft::from_form(form.as_bytes()).is_ok(), "{c:?}");
+        }
+    }
+
+    fn percent(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
     }
 
     #[test]

@@ -28,7 +28,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt as _;
 use smol::Timer;
 
-use crate::message::{Draft, Message};
+use crate::message::{Draft, Id, Message};
 use crate::outbox::{self, Behind, Feed, Outbox};
 use crate::sse::{self, Frame};
 use crate::store::Store;
@@ -67,8 +67,8 @@ pub enum Command {
     Publish {
         /// The message without its id.
         draft: Draft,
-        /// Where the stored message goes.
-        reply: Sender<Message>,
+        /// Where the stored message goes, or why it was not stored.
+        reply: Sender<Published>,
     },
     /// The frames of the newest messages, oldest first, for the page readers
     /// without JavaScript see.
@@ -78,8 +78,39 @@ pub enum Command {
         /// Where the frames go.
         reply: Sender<Vec<Frame>>,
     },
-    /// End every stream and stop.
+    /// End every stream and stop. Sent by [`Handle::shutdown`]; the registry does
+    /// not stop when handles are dropped, since every subscription holds one.
     Shutdown,
+}
+
+/// What wakes the registry: a command, a write to the history file that returned
+/// (the store back, how it went, the posts it held), or a deadline.
+enum Wake {
+    Command(Command),
+    Flushed(
+        (Store, std::io::Result<()>),
+        Vec<(Message, Sender<Published>)>,
+    ),
+    Deadline,
+}
+
+/// What a publish comes to: the message as stored and sent, with its id and time;
+/// or [`NotStored`] when the history file could not be written, and then no one
+/// was sent it.
+pub type Published = Result<Message, NotStored>;
+
+/// A message that was not published because the history file could not be written
+/// (a full disk, an I/O error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotStored;
+
+/// Why [`Handle::publish`] did not publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishError {
+    /// The registry has stopped (shutting down).
+    Stopped,
+    /// The history file could not be written.
+    NotStored,
 }
 
 /// Limits the registry works within; see `Config` for why each has its default.
@@ -96,9 +127,10 @@ pub struct Options {
     /// The epoch that prefixes every id, so ids from an earlier run never match.
     /// Ignored when `restored` has messages: their epoch goes on.
     pub epoch: u64,
-    /// Where each message is also written, with `--data-dir`.
+    /// Where each message is written before anyone is sent it, with `--data-dir`.
     pub store: Option<Store>,
-    /// Messages from the store: consecutive ids of one epoch, oldest first.
+    /// Messages from the store, oldest first, in id order; the last one's epoch
+    /// goes on. Ids may have gaps (lines lost to damage).
     pub restored: Vec<Message>,
 }
 
@@ -155,12 +187,17 @@ impl Handle {
         rx.recv().await.unwrap_or_default()
     }
 
-    /// Stores and sends a message; returns it with its id and time. `None` when the
-    /// registry has stopped.
-    pub async fn publish(&self, draft: Draft) -> Option<Message> {
+    /// Stores and sends a message; returns it with its id and time once it is
+    /// stored (with `--data-dir`: on the device) and on its way to everyone.
+    pub async fn publish(&self, draft: Draft) -> Result<Message, PublishError> {
         let (reply, rx) = async_channel::bounded(1);
-        self.tx.send(Command::Publish { draft, reply }).await.ok()?;
-        rx.recv().await.ok()
+        let cmd = Command::Publish { draft, reply };
+        self.tx.send(cmd).await.map_err(|_| PublishError::Stopped)?;
+        match rx.recv().await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(NotStored)) => Err(PublishError::NotStored),
+            Err(_) => Err(PublishError::Stopped),
+        }
     }
 
     /// Ends every stream and stops the registry task.
@@ -177,8 +214,18 @@ pub fn new(options: Options) -> (Handle, impl std::future::Future<Output = ()>) 
 }
 
 struct Stored {
-    n: u64,
+    id: Id,
     frame: Frame,
+}
+
+/// A post waiting for its turn: when it came, the draft, where the answer goes.
+type Waiting = (Instant, Draft, Sender<Published>);
+
+/// Messages being written to the history file, on a blocking thread; they are
+/// answered and broadcast when the write returns.
+struct Flush {
+    task: smol::Task<(Store, std::io::Result<()>)>,
+    batch: Vec<(Message, Sender<Published>)>,
 }
 
 struct Registry {
@@ -192,8 +239,14 @@ struct Registry {
     next_key: u64,
     /// The `n` of the next message; ids start at 1.
     next_n: u64,
-    /// Consecutive messages, oldest first, at most `options.history`.
+    /// Messages oldest first, at most `options.history`: those of this epoch in id
+    /// order (with gaps where lines were lost on disk), after any of older epochs
+    /// that were restored.
     history: VecDeque<Stored>,
+    /// The history file while no write is under way (`options.store` is moved here).
+    store: Option<Store>,
+    /// The write under way, if any.
+    flush: Option<Flush>,
     heartbeat: Frame,
     next_heartbeat: Instant,
     /// Set after a failed write, so a full disk is logged once, not per message.
@@ -201,8 +254,9 @@ struct Registry {
     /// When the pending presence event is due, if a change is waiting.
     presence_due: Option<Instant>,
     presence_sent: usize,
-    /// Posts held back while the streams are congested, oldest first.
-    waiting: VecDeque<(Instant, Draft, Sender<Message>)>,
+    /// Posts held back while the streams are congested or the disk is busy, oldest
+    /// first.
+    waiting: VecDeque<Waiting>,
     /// Whether, at the last broadcast or check, more than a tenth of the streams
     /// had more than [`Registry::congestion_depth`] frames queued.
     congested: bool,
@@ -215,16 +269,17 @@ struct Registry {
 impl Registry {
     fn new(mut options: Options, leave_tx: Sender<Command>) -> Self {
         let restored = std::mem::take(&mut options.restored);
+        let store = options.store.take();
         let mut next_n = 1;
         let mut history = VecDeque::with_capacity(options.history.min(1024));
         for message in restored.into_iter().rev().take(options.history).rev() {
-            let Some((epoch, n)) = parse_id(&message.id) else {
+            let Some(id) = message.parsed_id() else {
                 continue;
             };
-            options.epoch = epoch;
-            next_n = n + 1;
+            options.epoch = id.epoch;
+            next_n = id.n + 1;
             history.push_back(Stored {
-                n,
+                id,
                 frame: message_frame(&message),
             });
         }
@@ -232,6 +287,8 @@ impl Registry {
             heartbeat: sse::chunk(&ping(options.heartbeat)),
             next_heartbeat: Instant::now() + options.heartbeat,
             history,
+            store,
+            flush: None,
             options,
             leave_tx,
             subscribers: BTreeMap::new(),
@@ -257,13 +314,39 @@ impl Registry {
             if !self.waiting.is_empty() {
                 due = due.min(Instant::now() + CONGESTION_RECHECK);
             }
-            let cmd = async { rx.recv().await.ok() }
-                .or(async {
-                    Timer::at(due).await;
-                    None
-                })
-                .await;
+            let flushing = &mut self.flush;
+            let wake = async {
+                match rx.recv().await {
+                    Ok(cmd) => Wake::Command(cmd),
+                    // Cannot happen while the registry holds `leave_tx`; stopping
+                    // is the one safe answer if it ever did.
+                    Err(_) => Wake::Command(Command::Shutdown),
+                }
+            }
+            .or(async {
+                match flushing {
+                    Some(flush) => {
+                        let done = (&mut flush.task).await;
+                        Wake::Flushed(done, std::mem::take(&mut flush.batch))
+                    }
+                    None => std::future::pending().await,
+                }
+            })
+            .or(async {
+                Timer::at(due).await;
+                Wake::Deadline
+            })
+            .await;
             self.commands_waiting = rx.len();
+            let cmd = match wake {
+                Wake::Command(cmd) => Some(cmd),
+                Wake::Flushed((store, result), batch) => {
+                    self.flush = None;
+                    self.flushed(store, result, batch);
+                    None
+                }
+                Wake::Deadline => None,
+            };
             match cmd {
                 Some(Command::Join {
                     last_event_id,
@@ -287,9 +370,13 @@ impl Registry {
                     let _ = reply.try_send(frames.collect());
                 }
                 Some(Command::Shutdown) => break,
-                None if rx.is_closed() => break,
                 None => {}
             }
+        }
+        // Posts being written are answered as the write turns out.
+        if let Some(flush) = self.flush.take() {
+            let done = flush.task.await;
+            self.flushed(done.0, done.1, flush.batch);
         }
         // Dropping the senders closes every queue: each stream writes what it has and
         // ends its response.
@@ -344,7 +431,14 @@ impl Registry {
 
     /// What a client must be sent before live messages, given the last id it saw.
     fn replay_after(&self, last_event_id: Option<&str>) -> Vec<Frame> {
-        let oldest = self.history.front().map_or(self.next_n, |s| s.n);
+        let epoch = self.options.epoch;
+        // Where this epoch's messages begin, and whether any of them have been let
+        // go: the front being of an older epoch means none have.
+        let first = self.history.partition_point(|s| s.id.epoch != epoch);
+        let oldest = match self.history.front() {
+            Some(s) if s.id.epoch != epoch => 1,
+            _ => self.history.get(first).map_or(self.next_n, |s| s.id.n),
+        };
         match last_event_id.filter(|id| !id.is_empty()) {
             None => {
                 let skip = self.history.len().saturating_sub(self.options.backlog);
@@ -354,15 +448,15 @@ impl Registry {
                     .map(|s| s.frame.clone())
                     .collect()
             }
-            Some(id) => match parse_id(id) {
+            Some(id) => match id.trim().parse::<Id>() {
                 // Everything after `n` is still here: send exactly that.
-                Some((epoch, n))
-                    if epoch == self.options.epoch && n < self.next_n && n + 1 >= oldest =>
-                {
-                    let skip = (n + 1 - oldest) as usize;
+                Ok(Id { epoch: e, n }) if e == epoch && n < self.next_n && n + 1 >= oldest => {
+                    let after = self
+                        .history
+                        .partition_point(|s| s.id.epoch != epoch || s.id.n <= n);
                     self.history
                         .iter()
-                        .skip(skip)
+                        .skip(after)
                         .map(|s| s.frame.clone())
                         .collect()
                 }
@@ -377,47 +471,41 @@ impl Registry {
 
     #[cfg(test)]
     fn publish(&mut self, draft: Draft) -> Message {
-        let (message, frame) = self.record(draft);
+        let message = self.assign(draft);
+        let frame = self.keep(&message);
         self.broadcast(&frame);
         message
     }
 
-    /// Gives a draft its id, stores it and encodes its frame, ready to broadcast.
-    fn record(&mut self, draft: Draft) -> (Message, Frame) {
+    /// Gives a draft its id and time.
+    fn assign(&mut self, draft: Draft) -> Message {
         let n = self.next_n;
         self.next_n += 1;
-        let message = Message {
-            id: format!("{}-{n}", self.options.epoch),
+        Message {
+            id: Id {
+                epoch: self.options.epoch,
+                n,
+            }
+            .to_string(),
             name: draft.name,
             text: draft.text,
             time: now_millis(),
-        };
-        // Written before anyone sees it, so no client can hold an id the disk lacks.
-        if let Some(store) = &mut self.options.store {
-            match store.append(&message) {
-                Ok(()) if self.store_failing => {
-                    crate::info!("history file writable again");
-                    self.store_failing = false;
-                }
-                Ok(()) => {}
-                Err(e) if !self.store_failing => {
-                    crate::error!("cannot write the history file: {e}; chat goes on");
-                    self.store_failing = true;
-                }
-                Err(_) => {}
-            }
         }
-        let frame = message_frame(&message);
-        if self.options.history > 0 {
+    }
+
+    /// Puts a stored message in the history ring; returns its frame to broadcast.
+    fn keep(&mut self, message: &Message) -> Frame {
+        let frame = message_frame(message);
+        if let (Some(id), true) = (message.parsed_id(), self.options.history > 0) {
             if self.history.len() == self.options.history {
                 self.history.pop_front();
             }
             self.history.push_back(Stored {
-                n,
+                id,
                 frame: frame.clone(),
             });
         }
-        (message, frame)
+        frame
     }
 
     /// Publishes held-back posts while the streams keep up.
@@ -428,13 +516,18 @@ impl Registry {
     /// Holding posts back while most streams are behind makes the posters wait
     /// instead: throughput is what the streams can take, queues stay short, and
     /// nothing is dropped. A few stuck clients do not count; the queue cap is theirs.
+    ///
+    /// With a history file, the posts that may go are written first, all in one
+    /// write and one flush on a blocking thread, and sent when it returns (see
+    /// [`Registry::flushed`]); posts that come meanwhile wait for the next write.
     fn release_waiting(&mut self) {
-        if self.waiting.is_empty() {
+        if self.waiting.is_empty() || self.flush.is_some() {
             return;
         }
         if self.congested {
             self.congested = self.is_congested();
         }
+        let mut batch = Vec::new();
         loop {
             let overdue = self
                 .waiting
@@ -446,12 +539,69 @@ impl Registry {
             let Some((_, draft, reply)) = self.waiting.pop_front() else {
                 break;
             };
-            let (message, frame) = self.record(draft);
+            let message = self.assign(draft);
+            if self.store.is_some() {
+                batch.push((message, reply));
+                continue;
+            }
+            let frame = self.keep(&message);
             // Answer first: the poster's task is then queued ahead of the
             // thousands of stream writers the broadcast wakes.
-            let _ = reply.try_send(message);
+            let _ = reply.try_send(Ok(message));
             self.broadcast(&frame);
         }
+        if batch.is_empty() {
+            return;
+        }
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        let messages: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
+        let task = smol::unblock(move || {
+            let result = store.append(&messages);
+            (store, result)
+        });
+        self.flush = Some(Flush { task, batch });
+    }
+
+    /// A write to the history file returned. Written: every post in it is answered
+    /// and sent, in order. Not written: none is sent, each poster is told, and the
+    /// ids are given out again (no one has seen them).
+    fn flushed(
+        &mut self,
+        store: Store,
+        result: std::io::Result<()>,
+        batch: Vec<(Message, Sender<Published>)>,
+    ) {
+        self.store = Some(store);
+        match result {
+            Ok(()) => {
+                if self.store_failing {
+                    crate::info!("history file writable again; posts are taken again");
+                    self.store_failing = false;
+                }
+                for (message, reply) in batch {
+                    let frame = self.keep(&message);
+                    let _ = reply.try_send(Ok(message));
+                    self.broadcast(&frame);
+                }
+            }
+            Err(e) => {
+                if !self.store_failing {
+                    crate::error!(
+                        "cannot write the history file: {e}; posts are refused (507) until it can"
+                    );
+                    self.store_failing = true;
+                }
+                if let Some(n) = batch.first().and_then(|(m, _)| m.parsed_id()) {
+                    self.next_n = n.n;
+                }
+                for (_, reply) in batch {
+                    let _ = reply.try_send(Err(NotStored));
+                }
+            }
+        }
+        self.release_waiting();
     }
 
     /// Frames queued for a stream beyond which it counts as behind.
@@ -511,12 +661,6 @@ fn congested(behind: usize, streams: usize) -> bool {
 
 fn message_frame(message: &Message) -> Frame {
     sse::chunk(&sse::event(Some(&message.id), None, &message.to_json()))
-}
-
-/// Splits `<epoch>-<n>`.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (epoch, n) = id.trim().split_once('-')?;
-    Some((epoch.parse().ok()?, n.parse().ok()?))
 }
 
 /// The heartbeat: a comment for proxies and curl, and an `event: ping` carrying the
@@ -592,7 +736,7 @@ mod tests {
     }
 
     /// Queues a post as the run loop does; returns what the poster is answered.
-    fn offer(r: &mut Registry, text: &str) -> Receiver<Message> {
+    fn offer(r: &mut Registry, text: &str) -> Receiver<Published> {
         let (reply, answer) = async_channel::bounded(1);
         r.waiting
             .push_back((Instant::now(), Draft::new("a", text).unwrap(), reply));
@@ -614,7 +758,7 @@ mod tests {
             sub.frames.write_to(std::io::sink()).unwrap();
         }
         r.release_waiting();
-        assert_eq!(held.try_recv().unwrap().text, "held");
+        assert_eq!(held.try_recv().unwrap().unwrap().text, "held");
         for sub in &subs {
             assert_eq!(sub.frames.len(), 1);
         }
@@ -628,7 +772,10 @@ mod tests {
         let few: Vec<Subscription> = (0..CONGESTION_MIN_BEHIND).map(|_| r.join(None)).collect();
         post(&mut r, 20);
         assert!(!r.congested);
-        assert_eq!(offer(&mut r, "goes").try_recv().unwrap().text, "goes");
+        assert_eq!(
+            offer(&mut r, "goes").try_recv().unwrap().unwrap().text,
+            "goes"
+        );
         // Many stuck streams: held, but never past MAX_HOLD.
         let many: Vec<Subscription> = (0..40).map(|_| r.join(None)).collect();
         post(&mut r, 9);
@@ -638,7 +785,7 @@ mod tests {
         r.waiting
             .push_back((long_ago, Draft::new("a", "overdue").unwrap(), reply));
         r.release_waiting();
-        assert_eq!(answer.try_recv().unwrap().text, "overdue");
+        assert_eq!(answer.try_recv().unwrap().unwrap().text, "overdue");
         drop((few, many));
     }
 
@@ -660,8 +807,86 @@ mod tests {
         assert!(!r.writes_directly(), "posts are held back");
     }
 
-    fn offer_reply() -> Sender<Message> {
+    fn offer_reply() -> Sender<Published> {
         async_channel::bounded(1).0
+    }
+
+    /// Waits for the history file writes under way, as the run loop does.
+    fn settle(r: &mut Registry) {
+        while let Some(flush) = r.flush.take() {
+            let (store, result) = smol::block_on(flush.task);
+            r.flushed(store, result, flush.batch);
+        }
+    }
+
+    fn message(id: &str) -> Message {
+        Message {
+            id: id.into(),
+            name: "a".into(),
+            text: id.into(),
+            time: 1,
+        }
+    }
+
+    #[test]
+    fn restored_history_with_gaps_and_an_older_epoch_replays_exactly() {
+        let (tx, _rx) = async_channel::unbounded();
+        let restored = ["5-8", "5-9", "9-1", "9-2", "9-4", "9-5"]
+            .map(message)
+            .to_vec();
+        let r = Registry::new(
+            Options {
+                history: 100,
+                backlog: 100,
+                queue: 4,
+                heartbeat: Duration::from_secs(60),
+                epoch: 1,
+                store: None,
+                restored,
+            },
+            tx,
+        );
+        assert_eq!(r.options.epoch, 9);
+        assert_eq!(r.next_n, 6);
+        assert_eq!(ids(&r.replay_after(Some("9-2"))), ["9-4", "9-5"]);
+        // 9-3 was lost on disk: after it comes what is left.
+        assert_eq!(ids(&r.replay_after(Some("9-3"))), ["9-4", "9-5"]);
+        assert_eq!(ids(&r.replay_after(Some("9-5"))), Vec::<String>::new());
+        let all = ["reset", "5-8", "5-9", "9-1", "9-2", "9-4", "9-5"];
+        assert_eq!(ids(&r.replay_after(Some("5-9"))), all);
+        assert_eq!(ids(&r.replay_after(Some("9-6"))), all);
+        assert_eq!(ids(&r.replay_after(None)), all[1..]);
+    }
+
+    #[test]
+    fn a_post_the_disk_refused_reaches_no_one_and_its_id_is_given_again() {
+        let dir = std::env::temp_dir().join(format!("lanchat-registry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = Store::open(&dir, 100).unwrap();
+        let mut r = registry(100, 100);
+        r.store = Some(store);
+        let sub = r.join(None);
+        let first = offer(&mut r, "one");
+        settle(&mut r);
+        assert_eq!(first.try_recv().unwrap().unwrap().id, "77-1");
+
+        r.store.as_mut().unwrap().fail_writes = true;
+        let refused = offer(&mut r, "two");
+        let also = offer(&mut r, "three"); // waits for the write under way
+        settle(&mut r);
+        assert_eq!(refused.try_recv().unwrap(), Err(NotStored));
+        assert_eq!(also.try_recv().unwrap(), Err(NotStored));
+        assert_eq!(ids(&r.replay_after(None)), ["77-1"]);
+
+        r.store.as_mut().unwrap().fail_writes = false;
+        let again = offer(&mut r, "four");
+        settle(&mut r);
+        assert_eq!(again.try_recv().unwrap().unwrap().id, "77-2");
+        sub.frames.write_to(std::io::sink()).unwrap();
+        let (_, on_disk) = Store::open(&dir, 100).unwrap();
+        let texts: Vec<&str> = on_disk.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["one", "four"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ use smol::Timer;
 use crate::assets;
 pub use crate::error::Error;
 use crate::message::Draft;
-use crate::registry::Subscription;
+use crate::registry::{PublishError, Subscription};
 use crate::server::Shared;
 
 /// What the connection does next.
@@ -97,11 +97,10 @@ async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Err
         return Err(Error::TooLarge);
     }
     let draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
-    let message = shared
-        .registry
-        .publish(draft)
-        .await
-        .ok_or(Error::Unavailable)?;
+    let message = shared.registry.publish(draft).await.map_err(|e| match e {
+        PublishError::Stopped => Error::Unavailable,
+        PublishError::NotStored => Error::NotStored,
+    })?;
 
     let wants_json = req
         .header("accept")

@@ -1,118 +1,299 @@
 //! History on disk, for `--data-dir`: `history.jsonl` holds one message as JSON per
-//! line, appended as each is published, so that after a restart the history ring is
-//! loaded again and ids go on from the last one. A phone that reconnects with its
-//! last id after the Pi rebooted then loses nothing.
+//! line, so that after a restart (or a power cut) the history is loaded again and
+//! ids go on from the last one. A phone that reconnects with its last id after the
+//! Pi rebooted then loses nothing.
 //!
 //! Invariants:
-//! - What [`Store::open`] returns is a run of consecutive ids of one epoch, oldest
-//!   first, at most `keep` long: what the registry's history ring requires. Lines
-//!   that do not parse (a line torn by a power cut) are skipped, never fatal.
-//! - The file is rewritten at open (dropping torn lines, so appends start on a clean
-//!   line) and whenever it grows to twice `keep` lines, so it stays bounded.
-//! - Only the registry task calls [`Store::append`]; there is no other writer.
+//! - A message is acknowledged only after its line is on the device: [`Store::append`]
+//!   writes a batch of lines and flushes them (`fdatasync`) before it returns `Ok`,
+//!   one flush per batch however many posts came together.
+//! - A failed write leaves no partial line: the file is cut back to where the batch
+//!   began (which needs no free space).
+//! - The file is never rewritten with fewer valid messages than it holds, except by
+//!   compaction, which keeps the newest `keep` once the file has grown to twice that.
+//!   Compaction writes a temporary file, flushes it and renames it over the old one,
+//!   so a crash leaves one or the other; when it cannot write (a full disk) the old
+//!   file stays and compaction is tried again later.
+//! - Loading keeps every line that reads as a message, in id order, each id once; a
+//!   line that does not read is skipped and its number reported. A file with content
+//!   but no message at all is moved aside, never deleted.
+//! - Only the registry uses a [`Store`], one call at a time (from a blocking thread).
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::message::Message;
+use crate::message::{Id, Message};
 
 /// The file inside the data directory.
 pub const FILE_NAME: &str = "history.jsonl";
+
+/// The name compaction writes to before it renames.
+const TMP_NAME: &str = "history.jsonl.tmp";
+
+/// How many skipped line numbers a start-up log line lists.
+const LINES_LISTED: usize = 10;
 
 /// An open history file.
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
     file: File,
+    /// Where the file's last whole line ends: everything before is good lines.
+    len: u64,
+    /// Lines in the file, read or not.
     lines: usize,
     keep: usize,
+    /// The next write must start with a line break: the file ends in a line that is
+    /// a message but lacks its own (an edited file).
+    newline_first: bool,
+    /// A write failed and the cut back to `len` failed too: cut before writing.
+    cut_pending: bool,
+    /// Lines at which compaction is next tried.
+    compact_at: usize,
+    /// Set after a failed compaction, so that it is logged once, not per try.
+    compact_failing: bool,
+    /// Each append writes half its lines, then fails as a full disk would.
+    #[cfg(test)]
+    pub(crate) fail_writes: bool,
+}
+
+/// What a history file held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The newest `keep` messages, oldest first, each id once.
+    pub messages: Vec<Message>,
+    /// Numbers (from 1) of the lines that did not read as a message, blank lines
+    /// aside.
+    pub skipped: Vec<usize>,
+    /// Lines in the file, a last line without its line break included.
+    pub lines: usize,
+    /// Messages that read, before `keep` cut them (duplicates counted once).
+    pub valid: usize,
 }
 
 impl Store {
     /// Opens (creating) `dir/history.jsonl` and returns the messages to start with.
+    /// Writes nothing that needs free space: on a full disk it starts all the same.
     pub fn open(dir: &Path, keep: usize) -> io::Result<(Store, Vec<Message>)> {
         fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
-        let bytes = match fs::read(&path) {
+        match fs::remove_file(dir.join(TMP_NAME)) {
+            Ok(()) => crate::info!("removed {TMP_NAME}, left by a compaction cut short"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => crate::warn!("cannot remove {TMP_NAME}: {e}"),
+        }
+        let mut bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let messages = load(&bytes, keep);
-        rewrite(&path, &messages)?;
-        let file = OpenOptions::new().append(true).open(&path)?;
-        let store = Store {
+        let mut loaded = load(&bytes, keep);
+        if !loaded.skipped.is_empty() {
+            crate::warn!(
+                "{}: {} lines could not be read and are skipped: {}",
+                path.display(),
+                loaded.skipped.len(),
+                listed(&loaded.skipped)
+            );
+        }
+        if loaded.valid == 0 && bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+            let aside = dir.join(format!(
+                "{FILE_NAME}.unreadable-{}",
+                crate::registry::now_millis() / 1000
+            ));
+            fs::rename(&path, &aside)?;
+            crate::warn!(
+                "{} holds no message that can be read; moved to {} and started afresh",
+                path.display(),
+                aside.display()
+            );
+            bytes.clear();
+            loaded = Loaded::default();
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut store = Store {
             path,
             file,
-            lines: messages.len(),
-            keep,
+            len: bytes.len() as u64,
+            lines: loaded.lines,
+            keep: keep.max(1),
+            newline_first: false,
+            cut_pending: false,
+            compact_at: 2 * keep.max(1),
+            compact_failing: false,
+            #[cfg(test)]
+            fail_writes: false,
         };
-        Ok((store, messages))
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if serde_json::from_slice::<Message>(&bytes[start..]).is_ok() {
+                store.newline_first = true;
+            } else {
+                // A line torn by a power cut: cut it off, so appends start clean.
+                store.len = start as u64;
+                store.lines -= 1;
+                store.file.set_len(store.len)?;
+                crate::info!("the history file's last line was cut short and is removed");
+            }
+        }
+        if store.lines >= store.compact_at {
+            store.compact();
+        }
+        Ok((store, loaded.messages))
     }
 
-    /// Appends one message as one line (one `write`, so a crash tears at most the
-    /// last line), compacting the file when it has grown to twice `keep`.
-    pub fn append(&mut self, message: &Message) -> io::Result<()> {
-        let mut line = message.to_json();
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.lines += 1;
-        if self.lines >= 2 * self.keep.max(1) {
-            self.compact()?;
+    /// Writes `messages`, one line each, and flushes them to the device. On an error
+    /// none of them is in the file.
+    pub fn append(&mut self, messages: &[Message]) -> io::Result<()> {
+        if self.cut_pending {
+            self.file.set_len(self.len)?;
+            self.cut_pending = false;
+        }
+        let mut text = String::new();
+        if self.newline_first {
+            text.push('\n');
+        }
+        for m in messages {
+            text.push_str(&m.to_json());
+            text.push('\n');
+        }
+        #[cfg(test)]
+        let written = if self.fail_writes {
+            self.file
+                .write_all(&text.as_bytes()[..text.len() / 2])
+                .and(Err(io::Error::from(io::ErrorKind::StorageFull)))
+        } else {
+            self.file
+                .write_all(text.as_bytes())
+                .and_then(|()| self.file.sync_data())
+        };
+        #[cfg(not(test))]
+        let written = self
+            .file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever part of the batch reached the file goes: no torn line may stay
+            // in front of the next good one. A cut needs no free space.
+            if self.file.set_len(self.len).is_err() {
+                self.cut_pending = true;
+            }
+            return Err(e);
+        }
+        self.newline_first = false;
+        self.len += text.len() as u64;
+        self.lines += messages.len();
+        if self.lines >= self.compact_at {
+            self.compact();
         }
         Ok(())
     }
 
-    fn compact(&mut self) -> io::Result<()> {
-        let messages = load(&fs::read(&self.path)?, self.keep);
-        rewrite(&self.path, &messages)?;
+    /// Rewrites the file with its newest `keep` messages. Failing (a full disk), it
+    /// leaves the file as it is and tries again after another `keep` lines.
+    fn compact(&mut self) {
+        match self.rewrite() {
+            Ok(()) => {
+                if self.compact_failing {
+                    crate::info!("history file compacted again");
+                }
+                self.compact_failing = false;
+                self.compact_at = 2 * self.keep;
+            }
+            Err(e) => {
+                let _ = fs::remove_file(self.path.with_file_name(TMP_NAME));
+                if !self.compact_failing {
+                    crate::warn!(
+                        "cannot compact {}: {e}; it grows until compaction can write",
+                        self.path.display()
+                    );
+                }
+                self.compact_failing = true;
+                self.compact_at = self.lines + self.keep;
+            }
+        }
+    }
+
+    fn rewrite(&mut self) -> io::Result<()> {
+        let loaded = load(&fs::read(&self.path)?, self.keep);
+        let mut text = String::new();
+        for m in &loaded.messages {
+            text.push_str(&m.to_json());
+            text.push('\n');
+        }
+        let tmp = self.path.with_file_name(TMP_NAME);
+        let mut out = File::create(&tmp)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        drop(out);
+        fs::rename(&tmp, &self.path)?;
+        // The rename itself must reach the device before the old lines are gone
+        // for good.
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.lines = messages.len();
+        self.len = text.len() as u64;
+        self.lines = loaded.messages.len();
+        self.newline_first = false;
+        self.cut_pending = false;
         Ok(())
     }
 }
 
-/// The newest run of consecutive ids of one epoch, at most `keep`, oldest first.
-pub fn load(bytes: &[u8], keep: usize) -> Vec<Message> {
-    let parsed: Vec<(u64, u64, Message)> = bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<Message>(line).ok())
-        .filter_map(|m| {
-            let (epoch, n) = m.id.split_once('-')?;
-            let n: u64 = n.parse().ok()?;
-            // An edited or corrupt file must not make the next id overflow.
-            (n < u64::MAX / 2).then_some((epoch.parse().ok()?, n, m))
-        })
-        .collect();
-    let mut run: Vec<Message> = Vec::new();
-    let mut next: Option<(u64, u64)> = None;
-    for (epoch, n, message) in parsed.into_iter().rev() {
-        if run.len() == keep {
-            break;
+/// Reads a history file: every line that is a message, each id once, in id order,
+/// then the newest `keep`. Of several epochs (runs), the one on the file's last line
+/// is the one that goes on; the others come before it, in the order of their last
+/// lines, so that one stray line from elsewhere cannot take over.
+pub fn load(bytes: &[u8], keep: usize) -> Loaded {
+    let mut loaded = Loaded::default();
+    // The line on which each epoch last appears. A file normally holds one.
+    let mut epochs: HashMap<u64, usize> = HashMap::new();
+    let mut found: Vec<(Id, Message)> = Vec::new();
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if !bytes.is_empty() {
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            loaded.lines += 1;
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            let read = serde_json::from_slice::<Message>(line)
+                .ok()
+                .and_then(|m| Some((m.parsed_id()?, m)))
+                // An edited or corrupt file must not make the next id overflow.
+                .filter(|(id, _)| id.n < u64::MAX / 2);
+            match read {
+                Some((id, m)) => {
+                    epochs.insert(id.epoch, i);
+                    found.push((id, m));
+                }
+                None => loaded.skipped.push(i + 1),
+            }
         }
-        match next {
-            Some((e, want)) if e != epoch || n.checked_add(1) != Some(want) => break,
-            _ => {}
-        }
-        next = Some((epoch, n));
-        run.push(message);
     }
-    run.reverse();
-    run
+    // Stable: of two lines with one id, the first stays.
+    found.sort_by_key(|(id, _)| (epochs.get(&id.epoch).copied(), id.n));
+    found.dedup_by_key(|(id, _)| *id);
+    loaded.valid = found.len();
+    let skip = found.len().saturating_sub(keep);
+    loaded.messages = found.into_iter().skip(skip).map(|(_, m)| m).collect();
+    loaded
 }
 
-/// Replaces the file with `messages`, through a temporary file and a rename so that a
-/// crash leaves either the old file or the new one.
-fn rewrite(path: &Path, messages: &[Message]) -> io::Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut text = String::new();
-    for m in messages {
-        text.push_str(&m.to_json());
-        text.push('\n');
+/// "3, 51, 77 and 4 more".
+fn listed(numbers: &[usize]) -> String {
+    let shown: Vec<String> = numbers
+        .iter()
+        .take(LINES_LISTED)
+        .map(usize::to_string)
+        .collect();
+    let mut text = shown.join(", ");
+    if numbers.len() > LINES_LISTED {
+        text.push_str(&format!(" and {} more", numbers.len() - LINES_LISTED));
     }
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
+    text
 }
 
 #[cfg(test)]
@@ -139,52 +320,171 @@ mod tests {
         messages.iter().map(|m| m.id.as_str()).collect()
     }
 
-    #[test]
-    fn keeps_the_newest_consecutive_run() {
-        let all: Vec<Message> = (1..=5).map(|n| msg(9, n)).collect();
-        assert_eq!(ids(&load(&lines(&all), 3)), ["9-3", "9-4", "9-5"]);
-        assert_eq!(ids(&load(&lines(&all), 10)).len(), 5);
-    }
+    struct TempDir(PathBuf);
 
-    #[test]
-    fn a_torn_last_line_and_garbage_are_skipped() {
-        let mut bytes = lines(&[msg(9, 1), msg(9, 2)]);
-        bytes.extend_from_slice(b"{\"id\":\"9-3\",\"name\":\"a\",\"te");
-        assert_eq!(ids(&load(&bytes, 10)), ["9-1", "9-2"]);
-        let mut bytes = b"\xff\xfe not json\n".to_vec();
-        bytes.extend(lines(&[msg(9, 1)]));
-        assert_eq!(ids(&load(&bytes, 10)), ["9-1"]);
-    }
-
-    #[test]
-    fn a_gap_or_an_older_epoch_ends_the_run() {
-        let bytes = lines(&[msg(8, 7), msg(9, 1), msg(9, 2), msg(9, 4), msg(9, 5)]);
-        assert_eq!(ids(&load(&bytes, 10)), ["9-4", "9-5"]);
-    }
-
-    #[test]
-    fn appends_survive_reopening_and_the_file_stays_bounded() {
-        let dir = std::env::temp_dir().join(format!("lanchat-store-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let (mut store, loaded) = Store::open(&dir, 3).unwrap();
-        assert!(loaded.is_empty());
-        for n in 1..=10 {
-            store.append(&msg(4, n)).unwrap();
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("lanchat-store-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            TempDir(dir)
         }
-        let on_disk = fs::read_to_string(dir.join(FILE_NAME)).unwrap();
-        assert!(on_disk.lines().count() <= 6, "{on_disk}");
-        // A torn line at the end, as after a power cut.
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(dir.join(FILE_NAME))
-            .unwrap();
+
+        fn history(&self) -> PathBuf {
+            self.0.join(FILE_NAME)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest() {
+        let all: Vec<Message> = (1..=5).map(|n| msg(9, n)).collect();
+        assert_eq!(ids(&load(&lines(&all), 3).messages), ["9-3", "9-4", "9-5"]);
+        assert_eq!(load(&lines(&all), 10).messages.len(), 5);
+    }
+
+    #[test]
+    fn a_damaged_line_costs_only_itself_and_is_reported() {
+        let all: Vec<Message> = (1..=100).map(|n| msg(9, n)).collect();
+        let mut text: Vec<Vec<u8>> = all.iter().map(|m| m.to_json().into_bytes()).collect();
+        // A flipped bit, a line from elsewhere, a duplicate, a stray blank line.
+        text[50][7] ^= 0x40;
+        text[20] = msg(3, 7).to_json().into_bytes();
+        text.insert(70, all[69].to_json().into_bytes());
+        text.insert(10, Vec::new());
+        let bytes = text.join(&b'\n');
+        let loaded = load(&bytes, 1000);
+        assert_eq!(loaded.skipped, [52]);
+        assert_eq!(
+            loaded.messages.len(),
+            99,
+            "100, less the damaged line 51, less 21, plus 3-7"
+        );
+        // The stray line's epoch goes first; the file's own goes on.
+        assert_eq!(loaded.messages[0].id, "3-7");
+        assert_eq!(loaded.messages[1].id, "9-1");
+        assert_eq!(loaded.messages.last().unwrap().id, "9-100");
+        let ns: Vec<&str> = loaded.messages.iter().map(|m| m.id.as_str()).collect();
+        assert!(!ns.contains(&"9-51") && !ns.contains(&"9-21"));
+        let mut sorted = ns.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ns.len(), "each id once");
+    }
+
+    #[test]
+    fn ids_come_out_in_order_whatever_the_order_of_the_lines() {
+        let bytes = lines(&[msg(9, 3), msg(9, 1), msg(9, 2), msg(9, 1)]);
+        assert_eq!(ids(&load(&bytes, 10).messages), ["9-1", "9-2", "9-3"]);
+    }
+
+    #[test]
+    fn every_damaged_line_of_a_file_is_skipped_alone() {
+        // Each line in turn cut at each length, as a power cut or a bad block would.
+        let all: Vec<Message> = (1..=6).map(|n| msg(4, n)).collect();
+        for damaged in 0..all.len() {
+            let json = all[damaged].to_json();
+            for cut in 0..json.len() {
+                let mut text: Vec<String> = all.iter().map(Message::to_json).collect();
+                text[damaged] = json[..cut].to_string();
+                let loaded = load(text.join("\n").as_bytes(), 100);
+                assert_eq!(loaded.messages.len(), 5, "line {damaged} cut at {cut}");
+                if cut > 0 {
+                    assert_eq!(loaded.skipped, [damaged + 1]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_appends_go_on() {
+        let dir = TempDir::new("torn");
+        let (mut store, loaded) = Store::open(&dir.0, 3).unwrap();
+        assert!(loaded.is_empty());
+        store.append(&[msg(4, 1), msg(4, 2)]).unwrap();
+        for n in 3..=10 {
+            store.append(&[msg(4, n)]).unwrap();
+        }
+        let on_disk = fs::read_to_string(dir.history()).unwrap();
+        assert!(on_disk.lines().count() <= 6, "compacted: {on_disk}");
+        let mut f = OpenOptions::new().append(true).open(dir.history()).unwrap();
         f.write_all(b"{\"id\":\"4-11\"").unwrap();
         drop((store, f));
-        let (mut store, loaded) = Store::open(&dir, 3).unwrap();
+        let (mut store, loaded) = Store::open(&dir.0, 3).unwrap();
         assert_eq!(ids(&loaded), ["4-8", "4-9", "4-10"]);
-        store.append(&msg(4, 11)).unwrap();
-        let (_, loaded) = Store::open(&dir, 3).unwrap();
+        store.append(&[msg(4, 11)]).unwrap();
+        let (_, loaded) = Store::open(&dir.0, 3).unwrap();
         assert_eq!(ids(&loaded), ["4-9", "4-10", "4-11"]);
-        fs::remove_dir_all(&dir).unwrap();
+        let text = fs::read_to_string(dir.history()).unwrap();
+        assert!(
+            text.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn opening_never_drops_a_message_it_can_read() {
+        let dir = TempDir::new("damaged");
+        fs::create_dir_all(&dir.0).unwrap();
+        let all: Vec<Message> = (1..=100).map(|n| msg(9, n)).collect();
+        let mut text: Vec<String> = all.iter().map(Message::to_json).collect();
+        text[50] = "{\"id\":\"9-51\",\"na\u{1}me".into();
+        fs::write(dir.history(), text.join("\n") + "\n").unwrap();
+        let (store, loaded) = Store::open(&dir.0, 1000).unwrap();
+        assert_eq!(loaded.len(), 99);
+        drop(store);
+        let again = fs::read_to_string(dir.history()).unwrap();
+        assert_eq!(again.lines().count(), 100, "the file is left as it was");
+        let (_, loaded) = Store::open(&dir.0, 1000).unwrap();
+        assert_eq!(loaded.len(), 99);
+    }
+
+    #[test]
+    fn a_file_with_no_message_is_moved_aside_not_deleted() {
+        let dir = TempDir::new("unreadable");
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.history(), b"\x00\x01 this is not a history file\n").unwrap();
+        fs::write(dir.0.join(TMP_NAME), b"stale").unwrap();
+        let (_, loaded) = Store::open(&dir.0, 10).unwrap();
+        assert!(loaded.is_empty());
+        let names: Vec<String> = fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let aside = names
+            .iter()
+            .find(|n| n.starts_with("history.jsonl.unreadable-"))
+            .expect("moved aside");
+        assert_eq!(
+            fs::read(dir.0.join(aside)).unwrap(),
+            b"\x00\x01 this is not a history file\n"
+        );
+        assert!(
+            !names.contains(&TMP_NAME.to_string()),
+            "stale temporary file removed"
+        );
+    }
+
+    #[test]
+    fn a_message_without_its_line_break_is_kept_and_the_next_starts_a_line() {
+        let dir = TempDir::new("no-newline");
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.history(), msg(2, 1).to_json()).unwrap();
+        let (mut store, loaded) = Store::open(&dir.0, 10).unwrap();
+        assert_eq!(ids(&loaded), ["2-1"]);
+        store.append(&[msg(2, 2)]).unwrap();
+        let (_, loaded) = Store::open(&dir.0, 10).unwrap();
+        assert_eq!(ids(&loaded), ["2-1", "2-2"]);
+    }
+
+    #[test]
+    fn skipped_lines_are_listed_briefly() {
+        assert_eq!(listed(&[3, 51]), "3, 51");
+        let many: Vec<usize> = (1..=14).collect();
+        assert_eq!(listed(&many), "1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 4 more");
     }
 }

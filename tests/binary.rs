@@ -5,39 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
+use common::bin::*;
 use common::*;
-
-fn command(args: &[&str]) -> Command {
-    let bin =
-        std::env::var("LANCHAT_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lanchat").into());
-    let mut cmd = match std::env::var("LANCHAT_TEST_RUNNER") {
-        Ok(runner) if !runner.is_empty() => {
-            let mut c = Command::new(runner);
-            c.arg(bin);
-            c
-        }
-        _ => Command::new(bin),
-    };
-    cmd.args(args)
-        .env_remove("LANCHAT_LISTEN")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Waits for the child to exit, at most `limit`.
-fn wait_exit(child: Child, limit: Duration) -> Option<std::process::Output> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(limit).ok().and_then(Result::ok)
-}
 
 #[test]
 fn help_lists_flags_and_version_prints() {
@@ -75,71 +46,6 @@ fn a_bad_flag_is_one_line_and_exit_code_2() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("LANCHAT_HEARTBEAT"));
-}
-
-/// A running binary, found by its start-up log line.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    /// What it logged before it was listening.
-    before: Vec<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        Running::spawn(command(args))
-    }
-
-    fn spawn(mut command: Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lanchat");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Port 0 picks a free port; the log line says which.
-        let mut before = Vec::new();
-        let addr = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("a start-up line");
-            if let Some(rest) = line.split(" listening on ").nth(1) {
-                break rest.split(' ').next().unwrap().parse().expect("an address");
-            }
-            before.push(line);
-        };
-        Running {
-            child,
-            addr,
-            lines,
-            before,
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit output and the log lines after start.
-    fn terminate(self) -> (std::process::Output, Vec<String>) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let out = wait_exit(self.child, Duration::from_secs(5)).expect("exited after SIGTERM");
-        // The reader thread may still hold the last lines: take them until it ends
-        // at end-of-file (the channel then disconnects).
-        let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            rest.push(line);
-        }
-        (out, rest)
-    }
 }
 
 #[test]

@@ -141,7 +141,12 @@ fn bad_input_is_refused_with_a_reason_and_never_broadcast() {
         (b"message=a%00b".to_vec(), form, 400, "control"),
         (b"message=hi".to_vec(), plain, 415, "urlencoded"),
         (b"message=hi".to_vec(), &[], 415, "urlencoded"),
-        (vec![b'a'; 16 * 1024 + 1], form, 413, "too large"),
+        (
+            vec![b'a'; lanchat::message::MAX_FORM_BYTES + 1],
+            form,
+            413,
+            "too large",
+        ),
     ];
     for (body, headers, status, reason) in cases {
         let res = request(server.addr, "POST", "/message", headers, &body);
@@ -154,7 +159,7 @@ fn bad_input_is_refused_with_a_reason_and_never_broadcast() {
     }
     // A chunked body over the limit is cut off too.
     let mut chunked = b"POST /message HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    for _ in 0..20 {
+    for _ in 0..30 {
         chunked.extend_from_slice(b"400\r\n");
         chunked.extend_from_slice(&[b'a'; 0x400]);
         chunked.extend_from_slice(b"\r\n");
@@ -166,6 +171,23 @@ fn bad_input_is_refused_with_a_reason_and_never_broadcast() {
     // subscriber sees is the next good message.
     say(server.addr, "still here");
     assert_eq!(stream.next_message().unwrap()["text"], "still here");
+}
+
+#[test]
+fn the_longest_message_is_taken_in_every_script() {
+    let server = TestServer::start();
+    let mut stream = Stream::open(server.addr, None);
+    // Latin, accented, Chinese, emoji (four bytes of UTF-8 each, twelve once
+    // percent-encoded), and a name of emoji at its own limit.
+    let name: String = "\u{1f98a}".repeat(lanchat::message::MAX_NAME_CHARS);
+    for c in ["a", "\u{e9}", "\u{4e2d}", "\u{1f600}"] {
+        let text = c.repeat(lanchat::message::MAX_TEXT_CHARS);
+        let form = format!("name={}&message={}", encode(&name), encode(&text));
+        let res = post_json(server.addr, &form);
+        assert_eq!(res.status, 201, "{c}: {}", res.text());
+        let got = stream.next_message().expect("the message");
+        assert_eq!(got["text"].as_str().unwrap().chars().count(), 2000, "{c}");
+    }
 }
 
 #[test]

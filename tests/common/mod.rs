@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::io::{BufRead, BufReader, Write};
 
 use std::net::{SocketAddr, TcpStream};
