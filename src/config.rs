@@ -175,7 +175,11 @@ pub const FLAGS: &[Flag] = &[
             let v = v.trim();
             let fine = |b: u8| b.is_ascii_alphanumeric() || b"-_.~".contains(&b);
             if v.is_empty() {
-                c.key = None;
+                // Most likely a variable that was meant to be set and is not: an
+                // open chat must be chosen by leaving the key out, not by accident.
+                return Err("the key is empty: give a key, or leave the flag and \
+                     LANCHAT_KEY out for a chat without one"
+                    .into());
             } else if v.len() > 128 || !v.bytes().all(fine) {
                 return Err(format!(
                     "the key may have up to 128 letters, digits, '-', '_', '.' and '~', \
@@ -480,6 +484,12 @@ mod tests {
         assert!(e.starts_with("--key: the key may have"), "{e}");
         assert!(!e.contains("a b&c"), "the error does not echo the secret");
         assert!(run(&["--key", &"k".repeat(129)], &[]).is_err());
+        for empty in ["", "  "] {
+            let e = run(&["--key", empty], &[]).unwrap_err();
+            assert!(e.starts_with("--key: the key is empty"), "{e}");
+            let e = run(&[], &[("LANCHAT_KEY", empty)]).unwrap_err();
+            assert!(e.starts_with("LANCHAT_KEY: the key is empty"), "{e}");
+        }
     }
 
     #[test]

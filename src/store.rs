@@ -112,7 +112,13 @@ impl Store {
             bytes.clear();
             loaded = Loaded::default();
         }
+        let created = !path.exists();
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if created {
+            // The new name must be on the device before the first line is
+            // acknowledged, or a power cut could take the file with it.
+            File::open(dir)?.sync_all()?;
+        }
         let mut store = Store {
             path,
             file,

@@ -46,6 +46,14 @@ fn a_bad_flag_is_one_line_and_exit_code_2() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("LANCHAT_HEARTBEAT"));
+    // An empty key is a mistake, never an open chat.
+    let out = command(&["--key", ""]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--key: the key is empty"), "{err}");
+    let out = command(&[]).env("LANCHAT_KEY", "").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
