@@ -29,7 +29,6 @@ use async_io::{Async, Readable, Timer};
 use futures_lite::future::poll_fn;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::{Method, Response};
-use smol::net::TcpStream;
 use std::panic::AssertUnwindSafe;
 
 use crate::error::Error;
@@ -55,7 +54,7 @@ transfer-encoding: chunked\r\n\r\n";
 /// `slot` is held for as long as the connection lives, by whichever task serves it
 /// last. A panic while serving it ends this connection only, with a log line that
 /// names the request.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>, slot: impl Send + 'static) {
+pub async fn serve(stream: Socket, shared: Arc<Shared>, slot: impl Send + 'static) {
     let mut line = String::new();
     let served = AssertUnwindSafe(keep_alive(stream, shared, slot, &mut line))
         .catch_unwind()
@@ -88,53 +87,37 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a panic")
 }
 
+/// A connection's socket as the reactor knows it: one pointer, where smol's
+/// `TcpStream` carries 120 bytes of readiness state into every future that holds it.
+pub type Socket = Arc<Async<std::net::TcpStream>>;
+
 async fn keep_alive(
-    stream: TcpStream,
+    stream: Socket,
     shared: Arc<Shared>,
     slot: impl Send + 'static,
     line: &mut String,
 ) {
     // Small frames must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
+    let _ = stream.get_ref().set_nodelay(true);
     let inbound = Inbound::new(stream.clone());
+    // What this future holds while it waits for a request is what every idle
+    // connection costs: the answering, with its request, body and response, is
+    // boxed and lives only while it runs.
     loop {
         let head = match next_head(&inbound, &stream, &shared).await {
             Some(Ok(head)) => head,
             Some(Err(e)) => {
-                let _ =
-                    write_response(&stream, e.into_response(), Method::Get, true, &shared).await;
+                let res = e.into_response();
+                let _ = Box::pin(write_response(&stream, res, Method::Get, true, &shared)).await;
                 return;
             }
             None => return,
         };
         line.clone_from(&head.line);
-        let req = head.request;
-        let method = req.method();
-        let client_closes = header_is(&req, "connection", "close");
-        if head.expects_continue {
-            // In order: the previous answer is out, this one has not started.
-            let mut writer = stream.clone();
-            if with_deadline(writer.write_all(CONTINUE), shared.config.write_timeout)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        match routes::handle(req, &shared).await {
-            Reply::Response(res) => {
-                let res = *res;
-                let closes = client_closes || res_header_is(&res, "connection", "close");
-                if write_response(&stream, res, method, closes, &shared)
-                    .await
-                    .is_err()
-                    || closes
-                    || !discard_body(&inbound, &shared).await
-                {
-                    return;
-                }
-            }
-            Reply::Events(sub) => {
+        match Box::pin(answer(head, &stream, &inbound, &shared)).await {
+            After::Next => {}
+            After::Close => return,
+            After::Events(sub) => {
                 // The stream moves to the writers' executor, and this task, with all
                 // it needed for requests, ends.
                 let writers = shared.writers.clone();
@@ -145,8 +128,53 @@ async fn keep_alive(
                 writers.spawn(Box::pin(task)).detach();
                 return;
             }
-            Reply::ComeBackLater => return come_back_later(stream, &shared).await,
+            After::ComeBackLater => return Box::pin(come_back_later(stream, &shared)).await,
         }
+    }
+}
+
+/// What the connection does after an answer.
+enum After {
+    /// Read the next request.
+    Next,
+    /// Close.
+    Close,
+    /// Write this event stream until it or the client ends.
+    Events(Subscription),
+    /// Tell an event stream to come back later, and close.
+    ComeBackLater,
+}
+
+/// Answers one request: the interim `100 Continue` when asked for, the handler, its
+/// response, and what is left of the body.
+async fn answer(head: Box<Head>, stream: &Socket, inbound: &Inbound, shared: &Shared) -> After {
+    let req = head.request;
+    let method = req.method();
+    let client_closes = header_is(&req, "connection", "close");
+    if head.expects_continue {
+        // In order: the previous answer is out, this one has not started.
+        let mut writer = &**stream;
+        let sent = with_deadline(writer.write_all(CONTINUE), shared.config.write_timeout);
+        if sent.await.is_err() {
+            return After::Close;
+        }
+    }
+    match routes::handle(req, shared).await {
+        Reply::Response(res) => {
+            let res = *res;
+            let closes = client_closes || res_header_is(&res, "connection", "close");
+            if write_response(stream, res, method, closes, shared)
+                .await
+                .is_err()
+                || closes
+                || !discard_body(inbound, shared).await
+            {
+                return After::Close;
+            }
+            After::Next
+        }
+        Reply::Events(sub) => After::Events(sub),
+        Reply::ComeBackLater => After::ComeBackLater,
     }
 }
 
@@ -155,14 +183,16 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Answers one request on a connection over the cap, then closes it: `503` for a
 /// request, a `retry:` for a stream.
-pub async fn refuse(stream: TcpStream, shared: Arc<Shared>) {
+pub async fn refuse(stream: Socket, shared: Arc<Shared>) {
     let inbound = Inbound::new(stream.clone());
     if let Some(Ok(head)) = next_head(&inbound, &stream, &shared).await {
         if head.request.url().path() == "/events" {
-            return come_back_later(stream, &shared).await;
+            return Box::pin(come_back_later(stream, &shared)).await;
         }
         let res = Error::Unavailable.into_response();
-        let _ = write_response(&stream, res, head.request.method(), true, &shared).await;
+        let method = head.request.method();
+        drop(head);
+        let _ = Box::pin(write_response(&stream, res, method, true, &shared)).await;
     }
 }
 
@@ -170,9 +200,9 @@ pub async fn refuse(stream: TcpStream, shared: Arc<Shared>) {
 /// went quiet, a deadline passed, shutdown); `Some(Err)` for a head to refuse.
 async fn next_head(
     inbound: &Inbound,
-    stream: &TcpStream,
+    stream: &Socket,
     shared: &Shared,
-) -> Option<Result<Head, Error>> {
+) -> Option<Result<Box<Head>, Error>> {
     // Idle: wait for a first byte, so a keep-alive connection may rest longer than a
     // head may take to arrive. A client that sent its next request already is not
     // idle.
@@ -197,14 +227,15 @@ async fn next_head(
         Ok(None)
     };
     match inbound.head().or(deadline).await {
-        Ok(Some(head)) => Some(Ok(head)),
+        // Boxed: a request is a few hundred bytes that only the answer needs.
+        Ok(Some(head)) => Some(Ok(Box::new(head))),
         Ok(None) | Err(Failed::Gone) => None,
         Err(Failed::Refused(e)) => Some(Err(e)),
     }
 }
 
 async fn write_response(
-    stream: &TcpStream,
+    stream: &Socket,
     mut res: Response,
     method: Method,
     closes: bool,
@@ -218,8 +249,8 @@ async fn write_response(
     async_h1::server::Encoder::new(res, method)
         .read_to_end(&mut bytes)
         .await?;
-    let mut stream = stream.clone();
-    with_deadline(stream.write_all(&bytes), shared.config.write_timeout).await
+    let mut writer = &**stream;
+    with_deadline(writer.write_all(&bytes), shared.config.write_timeout).await
 }
 
 /// Reads what the handler left of the body; `false` when the connection cannot be
@@ -232,7 +263,7 @@ async fn discard_body(inbound: &Inbound, shared: &Shared) -> bool {
     )
 }
 
-async fn come_back_later(stream: TcpStream, shared: &Shared) {
+async fn come_back_later(socket: Socket, shared: &Shared) {
     // Ten times the usual delay: the server is full or stopping.
     let retry = sse::chunk(&sse::retry(shared.config.retry.as_millis() as u64 * 10));
     let frames = [
@@ -240,15 +271,13 @@ async fn come_back_later(stream: TcpStream, shared: &Shared) {
         retry,
         Frame::from(sse::LAST_CHUNK),
     ];
-    let socket: Arc<Async<std::net::TcpStream>> = stream.into();
     let _ = with_deadline(write_frames(&socket, &frames), shared.config.write_timeout).await;
 }
 
 /// Writes an event stream until the client leaves, its queue is closed by the
 /// registry (dropped for being too slow, or shutdown), or a write stalls.
-async fn stream_events(stream: TcpStream, sub: Subscription, shared: &Shared) {
+async fn stream_events(socket: Socket, sub: Subscription, shared: &Shared) {
     let deadline = shared.config.write_timeout;
-    let socket: Arc<Async<std::net::TcpStream>> = stream.into();
     // A phone that leaves the Wi-Fi sends no FIN or RST: without this the kernel
     // retransmits to it for many minutes, and it stays counted as online. Data
     // unacknowledged for a heartbeat interval ends the connection instead, and the

@@ -29,12 +29,12 @@ use std::str::FromStr as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use async_io::Async;
 use futures_lite::future::poll_fn;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt as _};
 use http_types::headers::{HeaderName, HeaderValue};
 use http_types::{Method, Request, Url};
-use smol::net::TcpStream;
 
 use crate::error::Error;
 
@@ -56,9 +56,6 @@ pub const MAX_HEAD: usize = 8 * 1024;
 
 /// Most header lines in one head.
 pub const MAX_HEADERS: usize = 128;
-
-/// The first read of a head asks for this much; the buffer doubles from there.
-const FIRST_READ: usize = 1024;
 
 /// Longest chunk-size line of a chunked body (with extensions, which are ignored).
 const MAX_CHUNK_LINE: usize = 1024;
@@ -93,7 +90,7 @@ pub struct Inbound {
 
 #[derive(Debug)]
 struct Wire {
-    stream: TcpStream,
+    stream: Arc<Async<std::net::TcpStream>>,
     /// Bytes read but not yet used: `buf[pos..]`.
     buf: Vec<u8>,
     pos: usize,
@@ -125,7 +122,7 @@ enum Chunk {
 
 impl Inbound {
     /// The reading side of `stream`.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Arc<Async<std::net::TcpStream>>) -> Self {
         Inbound {
             wire: Arc::new(Mutex::new(Wire {
                 stream,
@@ -208,25 +205,48 @@ impl Wire {
 
     /// Reads once from the socket into the buffer, at most so much that the unused
     /// bytes stay within `cap`. `Ok(0)`: end of file.
+    ///
+    /// The buffer grows by what the socket holds (asked of the kernel first), so a
+    /// head that came in one piece is held in a buffer of its own size; while
+    /// nothing is there, the wait is on a small read into the stack, so a
+    /// connection that waits holds no spare room.
     fn poll_fill(&mut self, cx: &mut Context<'_>, cap: usize) -> Poll<io::Result<usize>> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let have = self.buf.len();
-        let room = if have < FIRST_READ {
-            FIRST_READ - have
-        } else {
-            have.min(cap.saturating_sub(have)).max(1)
-        };
+        let limit = cap.saturating_sub(have).max(1);
+        let waiting = rustix::io::ioctl_fionread(self.stream.get_ref()).map_or(0, |n| n as usize);
+        if waiting == 0 {
+            let mut small = [0u8; 512];
+            let want = limit.min(small.len());
+            let n = try_ready!(Pin::new(&mut &*self.stream).poll_read(cx, &mut small[..want]));
+            self.grow(n);
+            self.buf.extend_from_slice(&small[..n]);
+            return Poll::Ready(Ok(n));
+        }
+        let room = waiting.min(limit);
+        self.grow(room);
         self.buf.resize(have + room, 0);
-        let read = Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[have..]);
+        let read = Pin::new(&mut &*self.stream).poll_read(cx, &mut self.buf[have..]);
         let n = match &read {
             Poll::Ready(Ok(n)) => *n,
             _ => 0,
         };
         self.buf.truncate(have + n);
         read
+    }
+
+    /// Makes room for `more` bytes: exactly, when they are at least as many as the
+    /// buffer holds; by doubling, when a head trickles in, so that it is not copied
+    /// once per byte.
+    fn grow(&mut self, more: usize) {
+        if more >= self.buf.len() {
+            self.buf.reserve_exact(more);
+        } else {
+            self.buf.reserve(more);
+        }
     }
 
     /// Lets go of the buffer once everything in it is used, so that a connection
@@ -299,7 +319,7 @@ impl Wire {
         }
         let buffered = &self.buf[self.pos..];
         let n = if buffered.is_empty() {
-            match Pin::new(&mut self.stream).poll_read(cx, &mut out[..want]) {
+            match Pin::new(&mut &*self.stream).poll_read(cx, &mut out[..want]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                 other => return other,
             }

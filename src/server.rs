@@ -151,12 +151,15 @@ pub async fn serve(
                 _alive: alive_tx.clone(),
             };
             let shared = shared.clone();
+            let socket: conn::Socket = stream.into();
             let task = async move {
                 if over_cap {
                     let _slot = slot;
-                    conn::contain(conn::refuse(stream, shared), "a refused connection").await;
+                    // Boxed: rare, and it must not make every connection's task larger.
+                    let refusing = Box::pin(conn::refuse(socket, shared));
+                    conn::contain(refusing, "a refused connection").await;
                 } else {
-                    conn::serve(stream, shared, slot).await;
+                    conn::serve(socket, shared, slot).await;
                 }
             };
             // Boxed so that each task's allocation is only as large as the
