@@ -316,10 +316,34 @@ function autosize() {
   input.style.height = `${input.scrollHeight}px`;
 }
 
+// The limits as the server counts them: in characters (Unicode code points, a line
+// break as one). The markup's maxlength, left for pages without JavaScript, counts
+// UTF-16 units and would stop a text of emoji at half its length.
+const LIMITS = [[input, 2000, 'message'], [nameInput, 40, 'name']];
+const characters = (text) => [...text.replace(/\r\n?/g, '\n')].length;
+function withinLimits() {
+  let fine = true;
+  for (const [field, max, what] of LIMITS) {
+    const over = characters(field === nameInput ? field.value.trim() : field.value) > max;
+    field.setCustomValidity(over ? `The ${what} is longer than ${max} characters.` : '');
+    fine &&= !over;
+  }
+  return fine;
+}
+for (const [field] of LIMITS) {
+  field.removeAttribute('maxlength');
+  field.addEventListener('input', withinLimits);
+}
+
 form.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = input.value;
   if (!text.trim()) return;
+  // What is over a limit stays in the box, with the reason, to be shortened.
+  if (!withinLimits()) {
+    form.reportValidity();
+    return;
+  }
   input.value = '';
   autosize();
   send(text, nameInput.value.trim());

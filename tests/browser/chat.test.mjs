@@ -90,14 +90,29 @@ test('a message shows as pending until its event arrives, and failed with a retr
 
 test('the server\'s reason shows when it refuses a message', async () => {
   const page = await openChat(desktop);
-  await page.fill('#message', 'x'.repeat(2001));
-  // maxlength stops typing past the limit; a pasted-in value is what a script or
-  // an old browser could send.
-  await page.evaluate(() => { document.getElementById('message').value = 'y'.repeat(2001); });
+  // A control character: the page lets it through, the server does not.
+  await page.fill('#message', 'bell \u0007 rings');
   await page.press('#message', 'Enter');
   const failed = page.locator('.msg.failed');
   await failed.waitFor();
-  assert.match(await failed.locator('.problem').textContent(), /2000/);
+  assert.match(await failed.locator('.problem').textContent(), /control character/);
+  await page.context().close();
+});
+
+test('the longest message goes through in any script, and a longer one stays in the box', async () => {
+  const page = await openChat(phone);
+  // 2,000 emoji: 4,000 UTF-16 units, 2,000 characters as the server counts them.
+  const longest = '\u{1f600}'.repeat(2000);
+  await page.fill('#message', longest);
+  await page.press('#message', 'Enter');
+  const bubble = page.locator('.msg[data-id] .text', { hasText: '\u{1f600}\u{1f600}' }).last();
+  await bubble.waitFor();
+  assert.equal([...await bubble.textContent()].length, 2000);
+  const over = '\u4e2d'.repeat(2001);
+  await page.fill('#message', over);
+  await page.press('#message', 'Enter');
+  assert.equal(await page.inputValue('#message'), over, 'kept, not sent');
+  assert.match(await page.evaluate(() => document.getElementById('message').validationMessage), /2000/);
   await page.context().close();
 });
 
