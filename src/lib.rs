@@ -10,7 +10,7 @@
 //! | [`conn`] | one connection's keep-alive loop on async-h1's `decode`/`Encoder`; the `/events` writer |
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
 //! | [`routes`] | method + path to handler |
-//! | [`error`] | every way a request fails; the one place errors become statuses |
+//! | [`mod@error`] | every way a request fails; the one place errors become statuses |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
 //! | [`sse`] | the SSE wire format and chunk framing |
@@ -23,9 +23,11 @@
 //! # Data flow (one way)
 //!
 //! ```text
-//! phone --POST /message--> conn --> routes --> message::Draft --Publish--> registry
-//! phone --GET /events----> conn --> routes --Join(last id)--------------> registry
-//!                            <-- Subscription (replay + a queue of Frames) --'
+//! phone --POST /message--> conn + inbound --> routes --> message::Draft --Publish--> registry
+//! phone --GET /events----> conn + inbound --> routes --Join(last id)--------------> registry
+//!                            <-- Subscription (replay + a queue of Frames) ----------'
+//! registry --lines of a batch--> store (with --data-dir: written and flushed on a
+//!            blocking thread) --done--> registry: answer the posts, then broadcast
 //! registry --one encoded Frame (Arc<[u8]>), push--> every subscriber's outbox
 //! outbox --> conn's stream writer --> socket (all queued frames in one writev)
 //! stream ends --> Subscription dropped --Leave--> registry

@@ -890,6 +890,25 @@ mod tests {
     }
 
     #[test]
+    fn posts_that_come_during_a_flush_share_the_next_one() {
+        let dir = std::env::temp_dir().join(format!("lanchat-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = Store::open(&dir, 100).unwrap();
+        let mut r = registry(100, 100);
+        r.store = Some(store);
+        let answers: Vec<_> = (0..6).map(|i| offer(&mut r, &format!("m{i}"))).collect();
+        settle(&mut r);
+        // The first went alone; the five that came while it was written, together.
+        assert_eq!(r.store.as_ref().unwrap().appends, 2);
+        let ids: Vec<String> = answers
+            .iter()
+            .map(|a| a.try_recv().unwrap().unwrap().id)
+            .collect();
+        assert_eq!(ids, ["77-1", "77-2", "77-3", "77-4", "77-5", "77-6"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn replay_after_known_id_is_exact() {
         let mut r = registry(10, 3);
         post(&mut r, 5);

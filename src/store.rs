@@ -57,6 +57,9 @@ pub struct Store {
     /// Each append writes half its lines, then fails as a full disk would.
     #[cfg(test)]
     pub(crate) fail_writes: bool,
+    /// Appends made, each one write and one flush.
+    #[cfg(test)]
+    pub(crate) appends: usize,
 }
 
 /// What a history file held.
@@ -131,6 +134,8 @@ impl Store {
             compact_failing: false,
             #[cfg(test)]
             fail_writes: false,
+            #[cfg(test)]
+            appends: 0,
         };
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -164,6 +169,10 @@ impl Store {
         for m in messages {
             text.push_str(&m.to_json());
             text.push('\n');
+        }
+        #[cfg(test)]
+        {
+            self.appends += 1;
         }
         #[cfg(test)]
         let written = if self.fail_writes {
