@@ -96,6 +96,18 @@ fn backlog(addr: std::net::SocketAddr) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the next `n` messages on a stream.
+fn next_ids(stream: &mut Stream, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            stream.next_message().expect("a message")["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// Each line of the history file reads as a message: no torn line anywhere.
 fn every_line_is_whole(file: &Path) -> usize {
     let text = fs::read_to_string(file).unwrap();
@@ -246,14 +258,7 @@ fn a_full_disk_refuses_posts_with_507_and_loses_none_that_were_taken() {
     taken.push(next);
 
     // Subscribers saw exactly what was taken.
-    let seen: Vec<String> = (0..taken.len())
-        .map(|_| {
-            stream.next_message().unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let seen = next_ids(&mut stream, taken.len());
     assert_eq!(seen, taken);
     let (out, _) = running.terminate();
     assert!(out.status.success());
@@ -265,14 +270,7 @@ fn a_full_disk_refuses_posts_with_507_and_loses_none_that_were_taken() {
     );
     let again = Running::start(&args);
     let mut stream = Stream::open(again.addr, None);
-    let replayed: Vec<String> = (0..taken.len())
-        .map(|_| {
-            stream.next_message().unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let replayed = next_ids(&mut stream, taken.len());
     assert_eq!(replayed, taken);
     again.terminate();
 }
