@@ -19,6 +19,7 @@
 
 use std::future::Future as _;
 use std::io::{self, Read as _};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,7 +30,6 @@ use async_io::{Async, Readable, Timer};
 use futures_lite::future::poll_fn;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::{Method, Response};
-use std::panic::AssertUnwindSafe;
 
 use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};

@@ -67,7 +67,7 @@ pub struct Head {
     pub request: Request,
     /// The client sent `Expect: 100-continue` and has a body to send.
     pub expects_continue: bool,
-    /// The request line as received, for log lines.
+    /// The method and path (no query), for log lines.
     pub line: String,
 }
 
@@ -414,7 +414,9 @@ fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
     let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
         return Err(Error::BadRequest("the request head could not be parsed"));
     };
-    let line = format!("{method} {target}");
+    // Without the query: it may hold the access key, and this goes to the log.
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let line = format!("{method} {path}");
     let method = Method::from_str(method)
         .map_err(|_| Error::NotImplemented("this method is not supported"))?;
     let url = target_url(target)?;
@@ -688,6 +690,12 @@ mod tests {
         let (head, _) =
             vetted("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert!(!head.expects_continue, "no body: nothing to continue with");
+    }
+
+    #[test]
+    fn the_line_for_the_log_leaves_the_query_out() {
+        let (head, _) = vetted("GET /?key=secret HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(head.line, "GET /");
     }
 
     #[test]
