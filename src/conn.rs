@@ -1,5 +1,6 @@
 //! One connection: its keep-alive loop, built on our own head reader and async-h1's
-//! `Encoder` rather than `async_h1::accept`, and the writer of an `/events` stream.
+//! `Encoder` rather than `async_h1::accept`, until it ends or becomes an `/events`
+//! stream (then [`crate::stream`] writes it).
 //!
 //! Why not `accept`: it closes without a response on any head it cannot parse and on
 //! a handler error, holds a slow head for a fixed 60 s, and keeps an 8 KiB copy
@@ -11,44 +12,48 @@
 //! - requests are answered in the order they came, also when a client sends the
 //!   next before the answer to the last (pipelining); `Expect: 100-continue` is
 //!   answered on this path, in order;
-//! - an `/events` stream is written by this module straight from the subscriber
-//!   queue: every frame queued at that moment goes out in one vectored write, and a
-//!   read on the socket notices at once when the client goes away. While events are
-//!   sparse the registry writes them to the socket itself (see `outbox`); this
-//!   task then only watches for the end of the connection.
+//! - an `/events` stream moves to a task of its own on the writers' executor, and
+//!   this task, with all it needed for requests, ends;
+//! - a panic while serving a connection ends that connection only.
 
-use std::future::Future as _;
-use std::io::{self, Read as _};
+use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_io::{Async, Readable, Timer};
-use futures_lite::future::poll_fn;
+use async_channel::Receiver;
+use async_io::Timer;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+use http_types::headers::Headers;
 use http_types::{Method, Response};
+use smol::Executor;
 
 use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};
-use crate::outbox;
-use crate::registry::Subscription;
+use crate::outbox::Socket;
+use crate::registry::{Handle, Subscription};
 use crate::routes::{self, Reply};
-use crate::server::Shared;
-use crate::sse::{self, Frame};
+use crate::sse::Frame;
+use crate::stream::{self, with_deadline};
+use crate::Config;
 
 /// A request body left unread by its handler is read and thrown away up to this
 /// size, so the connection can be reused; past it, the connection is closed.
 const MAX_DISCARD: u64 = 64 * 1024;
 
-/// The head of every `/events` response. No `Content-Length`: chunked, open-ended.
-const EVENTS_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
-content-type: text/event-stream\r\n\
-cache-control: no-cache\r\n\
-x-accel-buffering: no\r\n\
-transfer-encoding: chunked\r\n\r\n";
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// The way to the registry.
+    pub registry: Handle,
+    /// Never sent on; closed at shutdown, which wakes every waiting `recv`.
+    pub stop: Receiver<()>,
+    /// Where event streams run, apart from requests (see `lib.rs`).
+    pub writers: Arc<Executor<'static>>,
+    /// The first chunk of every stream: the `retry:` delay and a comment.
+    pub opening: Frame,
+}
 
 /// Serves one connection until the client closes, a deadline passes, or shutdown.
 /// `slot` is held for as long as the connection lives, by whichever task serves it
@@ -87,10 +92,6 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a panic")
 }
 
-/// A connection's socket as the reactor knows it: one pointer, where smol's
-/// `TcpStream` carries 120 bytes of readiness state into every future that holds it.
-pub type Socket = Arc<Async<std::net::TcpStream>>;
-
 async fn keep_alive(
     stream: Socket,
     shared: Arc<Shared>,
@@ -123,12 +124,16 @@ async fn keep_alive(
                 let writers = shared.writers.clone();
                 let task = async move {
                     let _slot = slot;
-                    contain(stream_events(stream, sub, &shared), "an event stream").await;
+                    let writing =
+                        stream::stream_events(stream, sub, &shared.opening, &shared.config);
+                    contain(writing, "an event stream").await;
                 };
                 writers.spawn(Box::pin(task)).detach();
                 return;
             }
-            After::ComeBackLater => return Box::pin(come_back_later(stream, &shared)).await,
+            After::ComeBackLater => {
+                return Box::pin(stream::come_back_later(stream, &shared.config)).await
+            }
         }
     }
 }
@@ -159,10 +164,10 @@ async fn answer(head: Box<Head>, stream: &Socket, inbound: &Inbound, shared: &Sh
             return After::Close;
         }
     }
-    match routes::handle(req, shared).await {
+    match routes::handle(req, &shared.config, &shared.registry).await {
         Reply::Response(res) => {
             let res = *res;
-            let closes = client_closes || res_header_is(&res, "connection", "close");
+            let closes = client_closes || header_is(&res, "connection", "close");
             if write_response(stream, res, method, closes, shared)
                 .await
                 .is_err()
@@ -187,7 +192,7 @@ pub async fn refuse(stream: Socket, shared: Arc<Shared>) {
     let inbound = Inbound::new(stream.clone());
     if let Some(Ok(head)) = next_head(&inbound, &stream, &shared).await {
         if head.request.url().path() == "/events" {
-            return Box::pin(come_back_later(stream, &shared)).await;
+            return Box::pin(stream::come_back_later(stream, &shared.config)).await;
         }
         let res = Error::Unavailable.into_response();
         let method = head.request.method();
@@ -263,210 +268,11 @@ async fn discard_body(inbound: &Inbound, shared: &Shared) -> bool {
     )
 }
 
-async fn come_back_later(socket: Socket, shared: &Shared) {
-    // Ten times the usual delay: the server is full or stopping.
-    let retry = sse::chunk(&sse::retry(shared.config.retry.as_millis() as u64 * 10));
-    let frames = [
-        Frame::from(EVENTS_HEAD),
-        retry,
-        Frame::from(sse::LAST_CHUNK),
-    ];
-    let _ = with_deadline(write_frames(&socket, &frames), shared.config.write_timeout).await;
-}
-
-/// Writes an event stream until the client leaves, its queue is closed by the
-/// registry (dropped for being too slow, or shutdown), or a write stalls.
-async fn stream_events(socket: Socket, sub: Subscription, shared: &Shared) {
-    let deadline = shared.config.write_timeout;
-    // A phone that leaves the Wi-Fi sends no FIN or RST: without this the kernel
-    // retransmits to it for many minutes, and it stays counted as online. Data
-    // unacknowledged for a heartbeat interval ends the connection instead, and the
-    // watch below sees it; a live client acknowledges every heartbeat. At least a
-    // second, so that a very short --heartbeat cannot end live connections over a
-    // lost packet or two.
-    let timeout = shared.config.heartbeat.max(Duration::from_secs(1));
-    let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(socket.get_ref(), millis) {
-        crate::debug!("cannot set TCP_USER_TIMEOUT: {e}");
-    }
-    let opening = [Frame::from(EVENTS_HEAD), shared.opening.clone()];
-    for frames in [&opening[..], &sub.replay] {
-        if with_deadline(write_frames(&socket, frames), deadline)
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    // One readiness watch for the life of the stream: registered with the reactor
-    // once, it costs no syscall per event (a `read` per event would cost one).
-    let mut watch = Watch::new(&socket);
-    sub.frames.attach(socket.clone());
-    while next_frames(&sub, &socket, &mut watch).await {
-        // Straight from the queue to the socket, without blocking; the deadline and
-        // its timer only when the socket is full.
-        loop {
-            match sub.frames.write_to(socket.get_ref()) {
-                Ok(true) => break,
-                Ok(false) => {
-                    if with_deadline(socket.writable(), deadline).await.is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    }
-    if sub.frames.is_closed() {
-        // Ended by the registry: end the response properly so the browser reconnects.
-        let end = [Frame::from(sse::LAST_CHUNK)];
-        let _ = with_deadline(write_frames(&socket, &end), deadline).await;
-    }
-}
-
-/// Waits for frames to write: `false` when there will be none (the registry has let
-/// go and the queue is empty) or the client has gone. The readiness watch exists only
-/// to notice end-of-file: without it, a client that left is found only at the second
-/// write after it went.
-async fn next_frames<'a>(
-    sub: &Subscription,
-    socket: &'a Async<std::net::TcpStream>,
-    watch: &mut Watch<'a>,
-) -> bool {
-    poll_fn(|cx| {
-        if let Poll::Ready(more) = sub.frames.poll_ready(cx) {
-            return Poll::Ready(more);
-        }
-        loop {
-            match watch.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(false),
-                Poll::Ready(Ok(())) => {}
-            }
-            // Readable: the client closed, or sent something (it has nothing to say
-            // on a stream; what it sends is dropped).
-            let mut bytes = [0u8; 64];
-            match socket.get_ref().read(&mut bytes) {
-                Ok(0) => return Poll::Ready(false),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return Poll::Ready(false),
-            }
-            watch.readable = socket.readable();
-            watch.armed = false;
-        }
-    })
-    .await
-}
-
-/// One readiness registration for the life of a stream, polled only when the reactor
-/// has woken it. The stream's task is woken for every event; polling the
-/// registration each time would take its lock and touch its memory per event per
-/// subscriber, to learn nothing.
-struct Watch<'a> {
-    readable: Readable<'a, std::net::TcpStream>,
-    /// Registered with the reactor, and not woken since.
-    armed: bool,
-    wake: Arc<WatchWake>,
-    waker: Waker,
-}
-
-#[derive(Default)]
-struct WatchWake {
-    fired: AtomicBool,
-    /// The stream's task, woken in turn.
-    task: Mutex<Option<Waker>>,
-}
-
-impl Wake for WatchWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fired.store(true, Ordering::Release);
-        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(task) = &*task {
-            task.wake_by_ref();
-        }
-    }
-}
-
-impl<'a> Watch<'a> {
-    fn new(socket: &'a Async<std::net::TcpStream>) -> Self {
-        let wake = Arc::new(WatchWake::default());
-        Watch {
-            readable: socket.readable(),
-            armed: false,
-            waker: Waker::from(wake.clone()),
-            wake,
-        }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.armed && !self.wake.fired.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        {
-            let mut task = self
-                .wake
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
-        let polled = Pin::new(&mut self.readable).poll(&mut Context::from_waker(&self.waker));
-        self.armed = polled.is_pending();
-        polled
-    }
-}
-
-/// Writes whole frames, as few system calls as the kernel allows (the same write
-/// as a stream's outbox makes).
-async fn write_frames(socket: &Async<std::net::TcpStream>, frames: &[Frame]) -> io::Result<()> {
-    let (mut first, mut offset) = (0, 0);
-    while first < frames.len() {
-        match outbox::write_once(socket.get_ref(), &frames[first..], offset) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                let (whole, rest) = outbox::advance(&frames[first..], offset, n);
-                first += whole;
-                offset = rest;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-async fn with_deadline<T>(
-    work: impl std::future::Future<Output = io::Result<T>>,
-    limit: Duration,
-) -> io::Result<T> {
-    let mut work = std::pin::pin!(work);
-    // Nearly every write completes at once: a timer for it would cost a reactor
-    // registration per event per subscriber.
-    if let Some(done) = futures_lite::future::poll_once(&mut work).await {
-        return done;
-    }
-    work.or(async {
-        Timer::after(limit).await;
-        Err(io::ErrorKind::TimedOut.into())
-    })
-    .await
-}
-
-fn header_is(req: &http_types::Request, name: &str, value: &str) -> bool {
-    req.header(name)
-        .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case(value)))
-}
-
-fn res_header_is(res: &Response, name: &str, value: &str) -> bool {
-    res.header(name)
+/// Whether a header of a request or a response has `value` (ASCII case ignored).
+fn header_is(headers: impl AsRef<Headers>, name: &str, value: &str) -> bool {
+    headers
+        .as_ref()
+        .get(name)
         .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case(value)))
 }
 

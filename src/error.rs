@@ -14,6 +14,8 @@ pub enum Error {
     BadRequest(&'static str),
     /// `401`: an access key is set and the request lacks it or has a wrong one.
     Unauthorized,
+    /// `401` for a page: the same, answered with a page that says what to do.
+    Locked,
     /// `403`, with the reason.
     Forbidden(&'static str),
     /// `404`.
@@ -45,7 +47,7 @@ impl Error {
     pub fn status_and_reason(self) -> (StatusCode, &'static str) {
         match self {
             Error::BadRequest(why) => (StatusCode::BadRequest, why),
-            Error::Unauthorized => (
+            Error::Unauthorized | Error::Locked => (
                 StatusCode::Unauthorized,
                 "this chat needs its key: open the link or scan the QR code again",
             ),
@@ -93,12 +95,18 @@ impl Error {
         matches!(self, Error::Timeout | Error::TooLarge)
     }
 
-    /// The response for this error: a plain-text reason a person can read.
+    /// The response for this error: a plain-text reason a person can read (for a
+    /// page, a page).
     pub fn into_response(self) -> Response {
         let (status, reason) = self.status_and_reason();
         let mut res = Response::new(status);
-        res.insert_header("content-type", "text/plain; charset=utf-8");
         res.insert_header("cache-control", "no-store");
+        if self == Error::Locked {
+            res.insert_header("content-type", "text/html; charset=utf-8");
+            res.set_body(LOCKED_PAGE);
+            return res;
+        }
+        res.insert_header("content-type", "text/plain; charset=utf-8");
         if let Error::MethodNotAllowed(allow) = self {
             res.insert_header("allow", allow);
         }
@@ -113,6 +121,14 @@ impl Error {
         res
     }
 }
+
+/// What a browser shows when the chat needs a key it does not have.
+const LOCKED_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>lanchat: key needed</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+<body><main class=\"locked\"><h1>This chat needs its key</h1>\
+<p>Scan the QR code shown where lanchat runs again, or ask for the link with\
+ <code>?key=</code> in it.</p></main></body></html>\n";
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,6 @@ use std::str::FromStr as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use async_io::Async;
 use futures_lite::future::poll_fn;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt as _};
@@ -37,6 +36,7 @@ use http_types::headers::{HeaderName, HeaderValue};
 use http_types::{Method, Request, Url};
 
 use crate::error::Error;
+use crate::outbox::Socket;
 
 /// `?` for a `Poll<io::Result<T>>` inside a poll function: returns `Pending` or the
 /// error, else gives the value.
@@ -90,7 +90,7 @@ pub struct Inbound {
 
 #[derive(Debug)]
 struct Wire {
-    stream: Arc<Async<std::net::TcpStream>>,
+    stream: Socket,
     /// Bytes read but not yet used: `buf[pos..]`.
     buf: Vec<u8>,
     pos: usize,
@@ -122,7 +122,7 @@ enum Chunk {
 
 impl Inbound {
     /// The reading side of `stream`.
-    pub fn new(stream: Arc<Async<std::net::TcpStream>>) -> Self {
+    pub fn new(stream: Socket) -> Self {
         Inbound {
             wire: Arc::new(Mutex::new(Wire {
                 stream,

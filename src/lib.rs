@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
 //! | [`server`] | the accept loop, the connection cap, shutdown |
-//! | [`conn`] | one connection's keep-alive loop on async-h1's `decode`/`Encoder`; the `/events` writer |
+//! | [`conn`] | one connection's keep-alive loop: heads in, answers out through async-h1's `Encoder` |
+//! | [`stream`] | the writer of an `/events` stream, from its head until it ends |
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
 //! | [`routes`] | method + path to handler |
 //! | [`mod@error`] | every way a request fails; the one place errors become statuses |
@@ -33,6 +34,11 @@
 //! stream ends --> Subscription dropped --Leave--> registry
 //! ```
 //!
+//! Three parties write to a stream's socket, each at its own time (see
+//! [`outbox`]): the connection until it attaches the socket to the stream's queue,
+//! the registry while that queue is drained and events are sparse, and the stream's
+//! writer under the queue's lock.
+//!
 //! Queues form an acyclic graph: connections hold senders to the registry, the
 //! registry holds the feeding end of each stream's outbox; nothing sends back up.
 
@@ -53,6 +59,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod store;
+pub mod stream;
 
 use std::future::Future;
 use std::io;

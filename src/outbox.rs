@@ -12,13 +12,14 @@
 //! Like the channel it replaces, the queue is unbounded with a length cap checked by
 //! the registry before each push ([`Feed::push`]), so the registry never waits.
 //!
-//! The queue also owns the right to write to its stream's socket: every write
-//! happens under its lock, by the writer or, while nothing is queued and events are
-//! sparse, by the registry itself in [`Feed::push`], so frames never overtake one
-//! another. The one exception keeps that promise too: while the registry's last
-//! push was written whole, the queue is empty and only the registry can fill it,
-//! so its next push writes without the lock. [`Behind`] counts the streams with frames queued, which is how the
-//! registry knows that every stream has caught up.
+//! Who may write to a stream's socket, and when (one rule, so that frames never
+//! overtake one another): the connection, before it attaches the socket to the
+//! queue (the response head, the opening, the replay); the registry, in
+//! [`Feed::push`], while the queue is drained and events are sparse; the stream's
+//! writer, under the queue's lock. One case of the registry's writes needs no lock:
+//! while its last push went out whole, the queue is empty and only the registry can
+//! fill it. Any new writer joins this list. [`Behind`] counts the streams with frames
+//! queued, which is how the registry knows that every stream has caught up.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -30,6 +31,10 @@ use std::task::{Context, Poll, Waker};
 use async_io::Async;
 
 use crate::sse::Frame;
+
+/// A connection's socket as the reactor knows it: one pointer, where smol's
+/// `TcpStream` carries 120 bytes of readiness state into every future that holds it.
+pub type Socket = Arc<Async<TcpStream>>;
 
 /// Frames given to one `writev`: enough to coalesce a burst, few enough that the
 /// `IoSlice` array lives on the stack.
@@ -84,7 +89,7 @@ struct State {
     outbox_gone: bool,
     /// The stream's socket, once its opening and replay are written; [`Feed::push`]
     /// takes its own handle from here at its first direct write.
-    socket: Option<Arc<Async<TcpStream>>>,
+    socket: Option<Socket>,
 }
 
 impl Inner {
@@ -101,7 +106,7 @@ pub struct Feed {
     inner: Arc<Inner>,
     /// The socket, once attached, held here too, in the registry's own table: a
     /// direct write to a drained queue's stream needs nothing else.
-    socket: Option<Arc<Async<TcpStream>>>,
+    socket: Option<Socket>,
     /// The queue is empty and stays so: this end's last push was written whole.
     /// Only this end adds frames and the writer writes nothing but queued ones, so
     /// until the next push nobody else writes to the socket.
@@ -130,9 +135,9 @@ impl Feed {
         let mut written = 0;
         let drained = std::mem::take(&mut self.drained);
         if let (true, true, Some(socket)) = (direct, drained, &self.socket) {
-            // Nothing of the queue's is touched: one event at a time to 10,000
-            // streams, its lock and its memory were a third of the cache misses
-            // outside the kernel (callgrind).
+            // Nothing of the queue's is touched: its lock and its memory were a
+            // large share of the cache misses of a broadcast (BENCHMARKS.md, "Where
+            // the rest goes").
             match send(socket, frame) {
                 Ok(n) if n == frame.len() => {
                     self.drained = true;
@@ -273,7 +278,7 @@ impl Outbox {
 
     /// Lets [`Feed::push`] write to `socket` while nothing is queued; called once the
     /// stream's opening and replay are written.
-    pub fn attach(&self, socket: Arc<Async<TcpStream>>) {
+    pub fn attach(&self, socket: Socket) {
         self.0.lock().socket = Some(socket);
     }
 

@@ -70,13 +70,13 @@ pub enum Command {
         /// Where the stored message goes, or why it was not stored.
         reply: Sender<Published>,
     },
-    /// The frames of the newest messages, oldest first, for the page readers
-    /// without JavaScript see.
+    /// The newest messages, oldest first, for the page readers without JavaScript
+    /// see.
     Recent {
         /// How many at most.
         count: usize,
-        /// Where the frames go.
-        reply: Sender<Vec<Frame>>,
+        /// Where the messages go.
+        reply: Sender<Vec<Message>>,
     },
     /// End every stream and stop. Sent by [`Handle::shutdown`]; the registry does
     /// not stop when handles are dropped, since every subscription holds one.
@@ -172,9 +172,9 @@ impl Handle {
         rx.recv().await.ok()
     }
 
-    /// The frames of the newest `count` messages, oldest first; empty when the
-    /// registry has stopped.
-    pub async fn recent(&self, count: usize) -> Vec<Frame> {
+    /// The newest `count` messages, oldest first; empty when the registry has
+    /// stopped.
+    pub async fn recent(&self, count: usize) -> Vec<Message> {
         let (reply, rx) = async_channel::bounded(1);
         if self
             .tx
@@ -213,8 +213,11 @@ pub fn new(options: Options) -> (Handle, impl std::future::Future<Output = ()>) 
     (Handle { tx }, registry.run(rx))
 }
 
+/// A message in the history ring, beside its frame: the frame for replays, the
+/// message for those who read it as a page.
 struct Stored {
     id: Id,
+    message: Message,
     frame: Frame,
 }
 
@@ -234,7 +237,7 @@ struct Registry {
     leave_tx: Sender<Command>,
     /// In the order they joined, which is about the order the kernel allocated
     /// their sockets: a broadcast walks the kernel's memory in order, not at random
-    /// as a hash map's order would (about 10 % less CPU per delivery at 10,000).
+    /// as a hash map's order would (BENCHMARKS.md, "What moved the figures").
     subscribers: BTreeMap<u64, Feed>,
     next_key: u64,
     /// The `n` of the next message; ids start at 1.
@@ -281,6 +284,7 @@ impl Registry {
             history.push_back(Stored {
                 id,
                 frame: message_frame(&message),
+                message,
             });
         }
         Registry {
@@ -366,8 +370,8 @@ impl Registry {
                 }
                 Some(Command::Recent { count, reply }) => {
                     let skip = self.history.len().saturating_sub(count);
-                    let frames = self.history.iter().skip(skip).map(|s| s.frame.clone());
-                    let _ = reply.try_send(frames.collect());
+                    let messages = self.history.iter().skip(skip).map(|s| s.message.clone());
+                    let _ = reply.try_send(messages.collect());
                 }
                 Some(Command::Shutdown) => break,
                 None => {}
@@ -502,6 +506,7 @@ impl Registry {
             }
             self.history.push_back(Stored {
                 id,
+                message: message.clone(),
                 frame: frame.clone(),
             });
         }

@@ -9,10 +9,11 @@ use http_types::{Body, Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use crate::assets;
+use crate::config::Config;
 pub use crate::error::Error;
 use crate::message::Draft;
+use crate::registry::Handle;
 use crate::registry::{PublishError, Subscription};
-use crate::server::Shared;
 
 /// What the connection does next.
 #[derive(Debug)]
@@ -26,21 +27,24 @@ pub enum Reply {
     ComeBackLater,
 }
 
-/// Answers one request.
-pub async fn handle(req: Request, shared: &Shared) -> Reply {
+/// Answers one request: a plain function of the request, the settings and the way
+/// to the registry, so that it can be tested without a socket.
+pub async fn handle(req: Request, config: &Config, registry: &Handle) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
-    if let Some(key) = &shared.config.key {
-        if let Some(res) = check_key(&req, &path, key) {
-            return Reply::Response(Box::new(res));
+    if let Some(key) = &config.key {
+        match check_key(&req, &path, key) {
+            Ok(Access::Granted) => {}
+            Ok(Access::Remember) => return Reply::Response(Box::new(remember_key(key))),
+            Err(e) => return Reply::Response(Box::new(e.into_response())),
         }
     }
     let result = match (path.as_str(), method) {
-        ("/events", Method::Get) => return events(&req, shared).await,
+        ("/events", Method::Get) => return events(&req, registry).await,
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
-        ("/message", Method::Post) => post_message(req, shared).await,
+        ("/message", Method::Post) => post_message(req, config, registry).await,
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
-        ("/recent", Method::Get | Method::Head) => Ok(recent(shared).await),
+        ("/recent", Method::Get | Method::Head) => Ok(recent(registry).await),
         ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
         (path, Method::Get | Method::Head) => asset(&req, path),
         (path, _) if assets::lookup(path).is_some() => Err(Error::MethodNotAllowed("GET, HEAD")),
@@ -49,7 +53,7 @@ pub async fn handle(req: Request, shared: &Shared) -> Reply {
     Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)))
 }
 
-async fn events(req: &Request, shared: &Shared) -> Reply {
+async fn events(req: &Request, registry: &Handle) -> Reply {
     // The header is what a reconnecting EventSource sends; the query parameter lets a
     // page that was reloaded (a new EventSource, no header) resume where it was.
     let last_event_id = req
@@ -61,13 +65,17 @@ async fn events(req: &Request, shared: &Shared) -> Reply {
                 .find(|(k, _)| k == "last_event_id")
                 .map(|(_, v)| v.into_owned())
         });
-    match shared.registry.join(last_event_id).await {
+    match registry.join(last_event_id).await {
         Some(sub) => Reply::Events(sub),
         None => Reply::ComeBackLater,
     }
 }
 
-async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Error> {
+async fn post_message(
+    mut req: Request,
+    config: &Config,
+    registry: &Handle,
+) -> Result<Response, Error> {
     same_origin(&req)?;
     let is_form = req.header("content-type").is_some_and(|v| {
         let essence = v.as_str().split(';').next().unwrap_or("").trim();
@@ -76,7 +84,7 @@ async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Err
     if !is_form {
         return Err(Error::UnsupportedType);
     }
-    let limit = shared.config.max_body;
+    let limit = config.max_body;
     if req.len().is_some_and(|len| len > limit) {
         return Err(Error::TooLarge);
     }
@@ -89,7 +97,7 @@ async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Err
             .map_err(|_| Error::BadRequest("the request body could not be read"))
     };
     let timeout = async {
-        Timer::after(shared.config.body_timeout).await;
+        Timer::after(config.body_timeout).await;
         Err(Error::Timeout)
     };
     read.or(timeout).await?;
@@ -97,7 +105,7 @@ async fn post_message(mut req: Request, shared: &Shared) -> Result<Response, Err
         return Err(Error::TooLarge);
     }
     let draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
-    let message = shared.registry.publish(draft).await.map_err(|e| match e {
+    let message = registry.publish(draft).await.map_err(|e| match e {
         PublishError::Stopped => Error::Unavailable,
         PublishError::NotStored => Error::NotStored,
     })?;
@@ -125,7 +133,7 @@ const RECENT: usize = 50;
 
 /// The newest messages as plain HTML, for readers without JavaScript: the chat page
 /// shows it in a frame inside `<noscript>`, and it reloads itself.
-async fn recent(shared: &Shared) -> Response {
+async fn recent(registry: &Handle) -> Response {
     let mut html = String::from(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -134,10 +142,7 @@ async fn recent(shared: &Shared) -> Response {
          <link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body class=\"recent\"><ol id=\"messages\">",
     );
-    for frame in shared.registry.recent(RECENT).await {
-        let Some(m) = frame_message(&frame) else {
-            continue;
-        };
+    for m in registry.recent(RECENT).await {
         html.push_str("<li class=\"msg\"><div class=\"meta\"><span class=\"who\">");
         escape_into(&mut html, &m.name);
         html.push_str("</span></div><div class=\"text\">");
@@ -150,14 +155,6 @@ async fn recent(shared: &Shared) -> Response {
     res.insert_header("cache-control", "no-store");
     res.set_body(html);
     res
-}
-
-/// The message inside a history frame: its `data:` line is the message as JSON, on
-/// one line (JSON escapes line breaks).
-fn frame_message(frame: &[u8]) -> Option<crate::message::Message> {
-    let text = std::str::from_utf8(frame).ok()?;
-    let data = text.split('\n').find_map(|l| l.strip_prefix("data: "))?;
-    serde_json::from_str(data).ok()
 }
 
 /// Appends text as HTML text: nothing a poster writes can become markup.
@@ -236,15 +233,26 @@ fn asset(req: &Request, path: &str) -> Result<Response, Error> {
 /// The cookie that holds the access key once a page was opened with it.
 const KEY_COOKIE: &str = "lanchat_key";
 
-/// With an access key set: `None` lets the request through, `Some` is the answer
-/// instead. The page, the stream and posting need the key; the other files (style,
-/// script, icons, the manifest, which browsers fetch without cookies) hold nothing
-/// private. The key comes as `?key=` (the URL in the QR code, or a script) or in the
-/// cookie the page got when it was first opened with it.
-fn check_key(req: &Request, path: &str, key: &str) -> Option<Response> {
+/// What an access check lets a request do.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// Go on.
+    Granted,
+    /// A page opened with the right `?key=`: keep the key in a cookie and send the
+    /// browser to the bare address.
+    Remember,
+}
+
+/// With an access key set: whether the request may go on. The page, the stream and
+/// posting need the key; the other files (style, script, icons, the manifest, which
+/// browsers fetch without cookies) hold nothing private. The key comes as `?key=`
+/// (the URL in the QR code, or a script) or in the cookie the page got when it was
+/// first opened with it. A page without it is [`Error::Locked`] (a page that says
+/// what to do), anything else [`Error::Unauthorized`].
+fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
     let page = matches!(path, "/" | "/index.html" | "/recent");
     if !page && !matches!(path, "/events" | "/message") {
-        return None;
+        return Ok(Access::Granted);
     }
     let in_query = req
         .url()
@@ -261,37 +269,26 @@ fn check_key(req: &Request, path: &str, key: &str) -> Option<Response> {
     });
     let by_query = in_query.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
     let by_cookie = in_cookie.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
-    if by_query && page {
-        // Keep it in a cookie scripts cannot read and other sites cannot send, and
-        // take it out of the address bar (and so out of shared screenshots).
-        let mut res = Response::new(StatusCode::SeeOther);
-        res.insert_header("location", "/");
-        res.insert_header("cache-control", "no-store");
-        res.insert_header(
-            "set-cookie",
-            format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"),
-        );
-        return Some(res);
+    match (by_query, by_cookie, page) {
+        (true, _, true) => Ok(Access::Remember),
+        (true, _, false) | (_, true, _) => Ok(Access::Granted),
+        (false, false, true) => Err(Error::Locked),
+        (false, false, false) => Err(Error::Unauthorized),
     }
-    if by_query || by_cookie {
-        return None;
-    }
-    if page {
-        let mut res = Response::new(StatusCode::Unauthorized);
-        res.insert_header("content-type", "text/html; charset=utf-8");
-        res.insert_header("cache-control", "no-store");
-        res.set_body(LOCKED_PAGE);
-        return Some(res);
-    }
-    Some(Error::Unauthorized.into_response())
 }
 
-const LOCKED_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>lanchat: key needed</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
-<body><main class=\"locked\"><h1>This chat needs its key</h1>\
-<p>Scan the QR code shown where lanchat runs again, or ask for the link with\
- <code>?key=</code> in it.</p></main></body></html>\n";
+/// Keeps the key in a cookie scripts cannot read and other sites cannot send, and
+/// takes it out of the address bar (and so out of shared screenshots).
+fn remember_key(key: &str) -> Response {
+    let mut res = Response::new(StatusCode::SeeOther);
+    res.insert_header("location", "/");
+    res.insert_header("cache-control", "no-store");
+    res.insert_header(
+        "set-cookie",
+        format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"),
+    );
+    res
+}
 
 /// Compares a presented key with the real one in time that does not depend on
 /// where they differ, so the key cannot be guessed a byte at a time.
@@ -309,6 +306,158 @@ fn same_secret(given: &[u8], key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use crate::registry::{self, Options};
+
+    /// A request as a browser sends it, to `path`.
+    fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> Request {
+        let url = http_types::Url::parse(&format!("http://lanchat{path}")).unwrap();
+        let mut req = Request::new(method, url);
+        req.insert_header("host", "chat.lan");
+        for (name, value) in headers {
+            req.insert_header(*name, *value);
+        }
+        req
+    }
+
+    /// Routes `req` with a registry running beside it; the response, or `None` for
+    /// an event stream.
+    fn route(config: &Config, req: Request) -> Option<Response> {
+        let (registry, task) = registry::new(Options {
+            history: 10,
+            backlog: 10,
+            queue: 4,
+            heartbeat: Duration::from_secs(60),
+            epoch: 5,
+            store: None,
+            restored: Vec::new(),
+        });
+        let ex = smol::LocalExecutor::new();
+        ex.spawn(task).detach();
+        let reply = smol::block_on(ex.run(handle(req, config, &registry)));
+        registry.shutdown();
+        match reply {
+            Reply::Response(res) => Some(*res),
+            Reply::Events(_) | Reply::ComeBackLater => None,
+        }
+    }
+
+    fn status(config: &Config, method: Method, path: &str, headers: &[(&str, &str)]) -> u16 {
+        route(config, request(method, path, headers)).map_or(200, |r| r.status().into())
+    }
+
+    fn text(res: &mut Response) -> String {
+        smol::block_on(res.take_body().into_string()).unwrap()
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405_with_what_is_allowed() {
+        let config = Config::default();
+        let mut res = route(&config, request(Method::Get, "/nope", &[])).unwrap();
+        assert_eq!(res.status(), StatusCode::NotFound);
+        assert!(text(&mut res).contains("no such page"));
+        for (method, path, allow) in [
+            (Method::Post, "/events", "GET"),
+            (Method::Get, "/message", "POST"),
+            (Method::Delete, "/recent", "GET, HEAD"),
+            (Method::Post, "/style.css", "GET, HEAD"),
+        ] {
+            let res = route(&config, request(method, path, &[])).unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::MethodNotAllowed,
+                "{method} {path}"
+            );
+            assert_eq!(res.header("allow").unwrap().as_str(), allow);
+        }
+        assert_eq!(status(&config, Method::Post, "/nope", &[]), 404);
+    }
+
+    #[test]
+    fn assets_revalidate_with_their_etag_and_come_gzipped_when_accepted() {
+        let config = Config::default();
+        let res = route(&config, request(Method::Get, "/", &[])).unwrap();
+        assert_eq!(res.status(), StatusCode::Ok);
+        assert!(res.header("content-encoding").is_none());
+        let etag = res.header("etag").unwrap().as_str().to_string();
+        let again = route(
+            &config,
+            request(Method::Get, "/", &[("if-none-match", &etag)]),
+        );
+        assert_eq!(again.unwrap().status(), StatusCode::NotModified);
+
+        let gz = route(
+            &config,
+            request(Method::Get, "/app.js", &[("accept-encoding", "gzip, br")]),
+        )
+        .unwrap();
+        assert_eq!(gz.header("content-encoding").unwrap().as_str(), "gzip");
+        assert_eq!(gz.header("vary").unwrap().as_str(), "accept-encoding");
+        let plain = route(&config, request(Method::Get, "/app.js", &[])).unwrap();
+        let tag = |res: &Response| res.header("etag").unwrap().as_str().to_string();
+        assert_ne!(tag(&gz), tag(&plain), "one tag per encoding");
+    }
+
+    #[test]
+    fn with_a_key_the_page_stream_and_posts_need_it_and_the_files_do_not() {
+        let config = Config {
+            key: Some("tea-time".into()),
+            ..Config::default()
+        };
+        let mut locked = route(&config, request(Method::Get, "/", &[])).unwrap();
+        assert_eq!(locked.status(), StatusCode::Unauthorized);
+        assert!(text(&mut locked).contains("needs its key"));
+        let opened = route(&config, request(Method::Get, "/?key=tea-time", &[])).unwrap();
+        assert_eq!(opened.status(), StatusCode::SeeOther);
+        assert_eq!(opened.header("location").unwrap().as_str(), "/");
+        let cookie = opened.header("set-cookie").unwrap().as_str();
+        assert!(cookie.starts_with("lanchat_key=tea-time;") && cookie.contains("HttpOnly"));
+        let with_cookie = [("cookie", "theme=dark; lanchat_key=tea-time")];
+        assert_eq!(status(&config, Method::Get, "/", &with_cookie), 200);
+        assert_eq!(status(&config, Method::Get, "/?key=wrong", &[]), 401);
+        assert_eq!(status(&config, Method::Get, "/style.css", &[]), 200);
+        assert_eq!(status(&config, Method::Post, "/message", &[]), 401);
+        assert_eq!(
+            status(&config, Method::Get, "/events?key=tea-time", &[]),
+            200
+        );
+        assert_eq!(status(&config, Method::Get, "/events", &[]), 401);
+    }
+
+    #[test]
+    fn a_post_is_stored_and_answered_as_the_client_asked() {
+        let config = Config::default();
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let mut req = request(Method::Post, "/message", &form);
+        req.insert_header("accept", "application/json");
+        req.set_body("name=Ada&message=hello");
+        let mut res = route(&config, req).unwrap();
+        assert_eq!(res.status(), StatusCode::Created);
+        let json: serde_json::Value = serde_json::from_str(&text(&mut res)).unwrap();
+        assert_eq!(
+            (json["id"].as_str(), json["text"].as_str()),
+            (Some("5-1"), Some("hello"))
+        );
+        let mut req = request(Method::Post, "/message", &form);
+        req.set_body("message=hi");
+        let res = route(&config, req).unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::SeeOther,
+            "a plain form goes back to the page"
+        );
+        let mut req = request(Method::Post, "/message", &[("content-type", "text/plain")]);
+        req.set_body("message=hi");
+        assert_eq!(
+            route(&config, req).unwrap().status(),
+            StatusCode::UnsupportedMediaType
+        );
+        let mut req = request(Method::Post, "/message", &form);
+        req.insert_header("origin", "http://elsewhere.example");
+        req.set_body("message=hi");
+        assert_eq!(route(&config, req).unwrap().status(), StatusCode::Forbidden);
+    }
 
     #[test]
     fn text_is_escaped_for_html() {

@@ -7,21 +7,24 @@
 
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
-use std::panic::AssertUnwindSafe;
+use async_channel::Sender;
 
 use futures_lite::FutureExt as _;
 use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
-use crate::registry::{self, Handle};
+use crate::conn::{self, Shared};
+use crate::message::Message;
+use crate::outbox::Socket;
+use crate::registry;
 use crate::sse::{self, Frame};
 use crate::store::Store;
-use crate::{conn, Config};
+use crate::Config;
 
 /// How long shutdown waits for connections to finish writing before it gives up on
 /// them: a stuck client must not hold the process past a service manager's patience.
@@ -43,21 +46,6 @@ pub fn raise_open_file_limit() -> io::Result<(Option<u64>, Option<u64>)> {
         setrlimit(Resource::Nofile, limit)?;
     }
     Ok((before, limit.current))
-}
-
-/// What every connection task shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// The settings.
-    pub config: Config,
-    /// The way to the registry.
-    pub registry: Handle,
-    /// Never sent on; closed at shutdown, which wakes every waiting `recv`.
-    pub stop: Receiver<()>,
-    /// Where event streams run, apart from requests (see `lib.rs`).
-    pub writers: Arc<Executor<'static>>,
-    /// The first chunk of every stream: the `retry:` delay and a comment.
-    pub opening: Frame,
 }
 
 /// Counts an open connection for as long as it lives.
@@ -82,23 +70,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let (store, restored) = match &config.data_dir {
-        Some(dir) => {
-            let (store, restored) = Store::open(dir, config.history).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot use the data directory {}: {e}", dir.display()),
-                )
-            })?;
-            crate::info!(
-                "history: {} messages restored from {}",
-                restored.len(),
-                dir.join(crate::store::FILE_NAME).display()
-            );
-            (Some(store), restored)
-        }
-        None => (None, Vec::new()),
-    };
+    let (store, restored) = open_history(&config)?;
     let (registry, registry_task) = registry::new(registry::Options {
         history: config.history,
         backlog: config.backlog,
@@ -108,88 +80,161 @@ pub async fn serve(
         store,
         restored,
     });
-    let registry_task = ex.spawn(async move {
-        // The registry alone holds every subscriber, the history and the next id:
-        // after a panic there is nothing consistent to go on with. Stop, so that a
-        // service manager starts a fresh process (history on disk is kept).
-        if let Err(panic) = AssertUnwindSafe(registry_task).catch_unwind().await {
-            crate::error!(
-                "a bug stopped the registry: {}; the server stops",
-                conn::panic_text(&*panic)
-            );
-            std::process::abort();
-        }
-    });
+    let registry_task = ex.spawn(stop_on_panic(registry_task));
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
-    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
-    let mut opening = sse::retry(config.retry.as_millis() as u64);
-    opening.extend_from_slice(&sse::comment("lanchat"));
-    // So a page knows the heartbeat interval from the first byte.
-    opening.extend_from_slice(&registry::ping(config.heartbeat));
     let shared = Arc::new(Shared {
+        opening: opening(&config),
         config,
         registry: registry.clone(),
         stop,
         writers,
-        opening: sse::chunk(&opening),
     });
-    let open = Arc::new(AtomicUsize::new(0));
+    let connections = Connections::default();
 
-    let accepting = async {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    crate::warn!("accept failed: {e}; pausing");
-                    Timer::after(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            };
-            let over_cap = open.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections;
-            let slot = Slot {
-                open: open.clone(),
-                _alive: alive_tx.clone(),
-            };
-            let shared = shared.clone();
-            let socket: conn::Socket = stream.into();
-            let task = async move {
-                if over_cap {
-                    let _slot = slot;
-                    // Boxed: rare, and it must not make every connection's task larger.
-                    let refusing = Box::pin(conn::refuse(socket, shared));
-                    conn::contain(refusing, "a refused connection").await;
-                } else {
-                    conn::serve(socket, shared, slot).await;
-                }
-            };
-            // Boxed so that each task's allocation is only as large as the
-            // connection future it runs.
-            ex.spawn(Box::pin(task)).detach();
-        }
-    };
-    accepting.or(shutdown).await;
+    accept(&ex, &listener, &shared, &connections)
+        .or(shutdown)
+        .await;
 
+    // In the order that lets each layer finish what it holds (see the module docs).
     drop(listener);
     drop(stop_tx);
     registry.shutdown();
-    drop(alive_tx);
-    let finished = async {
-        let _ = alive_rx.recv().await;
-        true
-    };
-    let gave_up = async {
-        Timer::after(SHUTDOWN_GRACE).await;
-        false
-    };
-    if !finished.or(gave_up).await {
-        crate::warn!(
-            "{} connections still open after {:?}; closing them",
-            open.load(Ordering::Relaxed),
-            SHUTDOWN_GRACE
-        );
-    }
+    connections.finish(SHUTDOWN_GRACE).await;
     registry_task.await;
     Ok(())
+}
+
+/// The history to start with and the store to keep it in, with `--data-dir`.
+fn open_history(config: &Config) -> io::Result<(Option<Store>, Vec<Message>)> {
+    let Some(dir) = &config.data_dir else {
+        return Ok((None, Vec::new()));
+    };
+    let (store, restored) = Store::open(dir, config.history).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot use the data directory {}: {e}", dir.display()),
+        )
+    })?;
+    crate::info!(
+        "history: {} messages restored from {}",
+        restored.len(),
+        dir.join(crate::store::FILE_NAME).display()
+    );
+    Ok((Some(store), restored))
+}
+
+/// The registry alone holds every subscriber, the history and the next id: after a
+/// panic there is nothing consistent to go on with. Stop, so that a service manager
+/// starts a fresh process (history on disk is kept).
+async fn stop_on_panic(registry_task: impl Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(registry_task).catch_unwind().await {
+        crate::error!(
+            "a bug stopped the registry: {}; the server stops",
+            conn::panic_text(&*panic)
+        );
+        std::process::abort();
+    }
+}
+
+/// The first chunk of every stream: the `retry:` delay, a comment, and a ping, so
+/// that a page knows the heartbeat interval from the first byte.
+fn opening(config: &Config) -> Frame {
+    let mut opening = sse::retry(config.retry.as_millis() as u64);
+    opening.extend_from_slice(&sse::comment("lanchat"));
+    opening.extend_from_slice(&registry::ping(config.heartbeat));
+    sse::chunk(&opening)
+}
+
+/// The open connections: how many, and a way to wait until none is left.
+struct Connections {
+    open: Arc<AtomicUsize>,
+    /// Cloned into every [`Slot`]; the receiver learns that all are gone when the
+    /// channel closes.
+    alive_tx: Sender<()>,
+    alive_rx: async_channel::Receiver<()>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        let (alive_tx, alive_rx) = async_channel::bounded(1);
+        Connections {
+            open: Arc::default(),
+            alive_tx,
+            alive_rx,
+        }
+    }
+}
+
+impl Connections {
+    /// Counts a new connection; `true` when it is over `cap`.
+    fn open(&self, cap: usize) -> (Slot, bool) {
+        let over_cap = self.open.fetch_add(1, Ordering::Relaxed) >= cap;
+        let slot = Slot {
+            open: self.open.clone(),
+            _alive: self.alive_tx.clone(),
+        };
+        (slot, over_cap)
+    }
+
+    /// Waits until every connection has finished, at most `grace`.
+    async fn finish(self, grace: Duration) {
+        let Connections {
+            open,
+            alive_tx,
+            alive_rx,
+        } = self;
+        drop(alive_tx);
+        let finished = async {
+            let _ = alive_rx.recv().await;
+            true
+        };
+        let gave_up = async {
+            Timer::after(grace).await;
+            false
+        };
+        if !finished.or(gave_up).await {
+            crate::warn!(
+                "{} connections still open after {grace:?}; closing them",
+                open.load(Ordering::Relaxed),
+            );
+        }
+    }
+}
+
+/// Accepts connections, a task each, until the listener fails for good (never: an
+/// error such as running out of file descriptors pauses and goes on).
+async fn accept(
+    ex: &Executor<'static>,
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    connections: &Connections,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                crate::warn!("accept failed: {e}; pausing");
+                Timer::after(ACCEPT_PAUSE).await;
+                continue;
+            }
+        };
+        let (slot, over_cap) = connections.open(shared.config.max_connections);
+        let shared = shared.clone();
+        let socket: Socket = stream.into();
+        let task = async move {
+            if over_cap {
+                let _slot = slot;
+                // Boxed: rare, and it must not make every connection's task larger.
+                let refusing = Box::pin(conn::refuse(socket, shared));
+                conn::contain(refusing, "a refused connection").await;
+            } else {
+                conn::serve(socket, shared, slot).await;
+            }
+        };
+        // Boxed so that each task's allocation is only as large as the connection
+        // future it runs.
+        ex.spawn(Box::pin(task)).detach();
+    }
 }
 
 /// The epoch of this run's ids: the time in milliseconds, times 1,000, plus a random

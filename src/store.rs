@@ -102,10 +102,10 @@ impl Store {
             );
         }
         if loaded.valid == 0 && bytes.iter().any(|b| !b.is_ascii_whitespace()) {
-            let aside = dir.join(format!(
-                "{FILE_NAME}.unreadable-{}",
-                crate::registry::now_millis() / 1000
-            ));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = dir.join(format!("{FILE_NAME}.unreadable-{now}"));
             fs::rename(&path, &aside)?;
             crate::warn!(
                 "{} holds no message that can be read; moved to {} and started afresh",

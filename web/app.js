@@ -21,6 +21,18 @@ const OWN_KEY = 'lanchat.own';
 const LEASE_KEY = 'lanchat.leader';
 /** Messages kept on screen; older ones are removed as new ones come. */
 const MAX_SHOWN = 1000;
+/** Ids of this browser's own messages that are remembered (to draw them as own). */
+const OWN_KEPT = 500;
+/** How close to the end of the list (px) counts as reading the newest. */
+const NEAR_END_PX = 48;
+/** After the browser gave up on the stream (a non-200 answer), try again this late. */
+const REOPEN_AFTER_GIVE_UP_MS = 5000;
+/** A localStorage lead lapses when not renewed for this long... */
+const LEASE_MS = 6000;
+/** ...and its holder renews it this often. */
+const LEASE_RENEW_MS = 2000;
+/** How often a visible page checks that its stream is alive. */
+const ALIVE_CHECK_MS = 1000;
 
 const store = {
   get(key) { try { return localStorage.getItem(key); } catch { return null; } },
@@ -42,7 +54,7 @@ const readOwn = () => { try { return new Set(JSON.parse(store.get(OWN_KEY) || '[
 let own = readOwn();
 function rememberOwn(id) {
   own.add(id);
-  const kept = [...own].slice(-500);
+  const kept = [...own].slice(-OWN_KEPT);
   own = new Set(kept);
   store.set(OWN_KEY, JSON.stringify(kept));
 }
@@ -57,7 +69,7 @@ nameInput.value = store.get(NAME_KEY) || '';
 nameInput.addEventListener('input', () => store.set(NAME_KEY, nameInput.value.trim()));
 
 // ---- rendering --------------------------------------------------------------------
-const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_END_PX;
 function scrollToEnd() {
   scroller.scrollTop = scroller.scrollHeight;
   hint.hidden = true;
@@ -148,35 +160,38 @@ let leading = false;
 let source = null;
 let reopenTimer = 0;
 
-function status(state) {
+/** Shows the stream's state here and tells the other tabs. */
+function announce(state) {
   setStatus(state);
+  // To followers: the leader's stream state, shown as their own.
   relay({ type: 'status', state });
 }
 
-function open() {
-  close();
+function openStream() {
+  closeStream();
   // A new EventSource sends no Last-Event-ID header; the query carries it instead.
   const url = lastId ? `/events?last_event_id=${encodeURIComponent(lastId)}` : '/events';
   const es = new EventSource(url);
   source = es;
   lastByte = Date.now();
-  es.onopen = () => { lastByte = Date.now(); status('connected'); };
+  es.onopen = () => { lastByte = Date.now(); announce('connected'); };
   es.onerror = () => {
     if (es !== source) return;
-    status(navigator.onLine === false ? 'offline' : 'reconnecting');
+    announce(navigator.onLine === false ? 'offline' : 'reconnecting');
     // CLOSED means the browser gave up (a non-200 answer); try again ourselves.
-    if (es.readyState === EventSource.CLOSED) reopenTimer = setTimeout(open, 5000);
+    if (es.readyState === EventSource.CLOSED) reopenTimer = setTimeout(openStream, REOPEN_AFTER_GIVE_UP_MS);
   };
   const on = (kind) => (e) => {
     if (es !== source) return;
     handle(kind, e.data);
+    // To followers: every event of the stream, as it came.
     relay({ type: 'event', kind, data: e.data });
   };
   es.onmessage = on('message');
   for (const kind of ['presence', 'reset', 'ping']) es.addEventListener(kind, on(kind));
 }
 
-function close() {
+function closeStream() {
   clearTimeout(reopenTimer);
   if (source) source.close();
   source = null;
@@ -185,12 +200,12 @@ function close() {
 function lead() {
   if (leading) return;
   leading = true;
-  open();
+  openStream();
 }
 
 function stepDown() {
   leading = false;
-  close();
+  closeStream();
 }
 
 if (channel) {
@@ -230,7 +245,7 @@ function elect() {
     const tick = () => {
       const lease = parse(store.get(LEASE_KEY));
       const now = Date.now();
-      if (!lease || lease.tab === tab || now - lease.t > 6000) {
+      if (!lease || lease.tab === tab || now - lease.t > LEASE_MS) {
         store.set(LEASE_KEY, JSON.stringify({ tab, t: now }));
         if (parse(store.get(LEASE_KEY))?.tab === tab) lead();
       } else if (leading) {
@@ -238,9 +253,10 @@ function elect() {
       }
     };
     tick();
-    setInterval(tick, 2000);
+    setInterval(tick, LEASE_RENEW_MS);
     addEventListener('pagehide', () => { if (leading) store.remove(LEASE_KEY); });
   }
+  // To the leader, if any: send me what you show.
   relay({ type: 'hello' });
 }
 
@@ -251,17 +267,17 @@ function checkAlive() {
   if (Date.now() - lastByte > 2 * heartbeat) {
     // A follower whose leader went quiet (frozen in the background) streams itself.
     leading = true;
-    open();
+    openStream();
   }
 }
-setInterval(checkAlive, 1000);
+setInterval(checkAlive, ALIVE_CHECK_MS);
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) return;
-  if (leading) open();
+  if (leading) openStream();
   else checkAlive();
 });
-addEventListener('online', () => { if (leading) open(); });
-addEventListener('offline', () => { if (leading) status('offline'); });
+addEventListener('online', () => { if (leading) openStream(); });
+addEventListener('offline', () => { if (leading) announce('offline'); });
 
 // ---- sending ----------------------------------------------------------------------
 async function send(text, name, li) {
@@ -284,6 +300,7 @@ async function send(text, name, li) {
     }
     const m = await res.json();
     rememberOwn(m.id);
+    // To every other tab: this id is ours, draw it as own.
     relay({ type: 'own', id: m.id });
     if (shown.has(m.id)) {
       // The event was faster than the answer.
