@@ -73,9 +73,11 @@ pub async fn serve(stream: Socket, shared: Arc<Shared>, slot: impl Send + 'stati
     }
 }
 
-/// Runs `task` (a stream writer); a panic ends it alone, with a log line.
-pub async fn contain(task: impl std::future::Future<Output = ()>, what: &str) {
-    if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+/// Runs the task `start` makes (a stream writer); a panic ends it alone, with a log
+/// line. It takes a maker, not the task: a task passed in would be held twice, as
+/// the argument and as what is awaited, and every open stream would pay for both.
+pub async fn contain<F: std::future::Future<Output = ()>>(start: impl FnOnce() -> F, what: &str) {
+    if let Err(panic) = AssertUnwindSafe(start()).catch_unwind().await {
         crate::error!(
             "a bug ended {what}: {}; the server goes on",
             panic_text(&*panic)
@@ -125,7 +127,7 @@ async fn keep_alive(
                 let task = async move {
                     let _slot = slot;
                     let writing =
-                        stream::stream_events(stream, sub, &shared.opening, &shared.config);
+                        || stream::stream_events(stream, sub, &shared.opening, &shared.config);
                     contain(writing, "an event stream").await;
                 };
                 writers.spawn(Box::pin(task)).detach();
@@ -283,7 +285,7 @@ mod tests {
     #[test]
     fn a_panic_in_a_contained_task_ends_that_task_only() {
         let after = smol::block_on(async {
-            contain(async { panic!("boom") }, "a test task").await;
+            contain(|| async { panic!("boom") }, "a test task").await;
             "went on"
         });
         assert_eq!(after, "went on");

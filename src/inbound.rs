@@ -96,6 +96,9 @@ struct Wire {
     pos: usize,
     /// Where the current request's body is.
     body: Framing,
+    /// How much of the pending head has been searched for its end already, so a
+    /// head that trickles in is searched once, not once per byte.
+    scanned: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +132,7 @@ impl Inbound {
                 buf: Vec::new(),
                 pos: 0,
                 body: Framing::Done,
+                scanned: 0,
             })),
         }
     }
@@ -171,9 +175,10 @@ impl Wire {
                 self.pos += 1;
             }
             let pending = &self.buf[self.pos..];
-            if let Some(end) = head_end(pending) {
+            if let Some(end) = head_end(pending, self.scanned) {
                 let result = vet(&pending[..end]);
                 self.pos += end;
+                self.scanned = 0;
                 return Poll::Ready(match result {
                     Ok((head, framing)) => {
                         self.body = framing;
@@ -183,6 +188,7 @@ impl Wire {
                     Err(e) => Err(Failed::Refused(e)),
                 });
             }
+            self.scanned = pending.len();
             if pending.len() >= MAX_HEAD {
                 return Poll::Ready(Err(Failed::Refused(Error::HeadTooLarge)));
             }
@@ -374,8 +380,10 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 
 /// The length of the head at the start of `bytes`, through its empty line; `None`
 /// while it is incomplete. Bare LF line endings are accepted, as httparse does.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// The first `scanned` bytes were searched before: the search goes on from there,
+/// less the two bytes an end could straddle.
+fn head_end(bytes: &[u8], scanned: usize) -> Option<usize> {
+    let mut i = scanned.saturating_sub(2).min(bytes.len());
     while let Some(lf) = bytes[i..].iter().position(|&b| b == b'\n') {
         let at = i + lf;
         match bytes.get(at + 1) {
@@ -592,9 +600,23 @@ mod tests {
 
     #[test]
     fn the_end_of_a_head_is_found_with_either_line_ending() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest"), Some(27));
-        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\nrest"), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(
+            head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0),
+            Some(27)
+        );
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\nrest", 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+        // A head that arrives a byte at a time: each search goes on from the last,
+        // and an end split across two arrivals is found.
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut scanned = 0;
+        for len in 1..head.len() {
+            assert_eq!(head_end(&head[..len], scanned), None, "{len}");
+            scanned = len;
+        }
+        assert_eq!(head_end(head, scanned), Some(head.len()));
+        let bare = b"GET / HTTP/1.1\nHost: a\n\n";
+        assert_eq!(head_end(bare, bare.len() - 1), Some(bare.len()));
     }
 
     #[test]

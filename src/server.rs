@@ -225,7 +225,7 @@ async fn accept(
             if over_cap {
                 let _slot = slot;
                 // Boxed: rare, and it must not make every connection's task larger.
-                let refusing = Box::pin(conn::refuse(socket, shared));
+                let refusing = || Box::pin(conn::refuse(socket, shared));
                 conn::contain(refusing, "a refused connection").await;
             } else {
                 conn::serve(socket, shared, slot).await;
