@@ -32,6 +32,28 @@ fn help_lists_flags_and_version_prints() {
 }
 
 #[test]
+fn the_packaged_settings_file_names_every_flag() {
+    // /etc/default/lanchat in the .deb: every flag, commented out with its value.
+    let file = include_str!("../scripts/deb/default");
+    let help = String::from_utf8(command(&["--help"]).output().unwrap().stdout).unwrap();
+    let vars: Vec<&str> = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(']').next().unwrap())
+        .collect();
+    assert!(vars.len() > 10, "{help}");
+    for var in vars {
+        assert!(
+            file.lines().any(|l| l.starts_with(&format!("#{var}="))),
+            "{var} is not in scripts/deb/default"
+        );
+    }
+    let unit = include_str!("../scripts/lanchat.service");
+    assert!(unit.contains("EnvironmentFile=-/etc/default/lanchat"));
+    assert!(unit.contains("ExecStart=/usr/bin/lanchat"));
+}
+
+#[test]
 fn a_bad_flag_is_one_line_and_exit_code_2() {
     let out = command(&["--listen", "nowhere"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
