@@ -48,6 +48,32 @@ pub struct Config {
     /// A shared secret that the page, the stream and posting need, when set: the
     /// start-up URL and QR code carry it, and the page keeps it in a cookie.
     pub key: Option<String>,
+    /// Posts each client address may make: a burst, then one more per interval;
+    /// `None` (`off`) for none. Enough for anyone typing; a flood is slowed.
+    pub post_rate: Option<Rate>,
+    /// Open connections one client address may hold: a browser needs a handful,
+    /// so one script cannot take every slot from everyone else.
+    pub max_per_client: usize,
+}
+
+/// A token bucket: `burst` at once, then one more every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Posts allowed at once.
+    pub burst: u32,
+    /// The time in which one more is allowed.
+    pub every: Duration,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.every.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}/{}s", self.burst, ms / 1000)
+        } else {
+            write!(f, "{}/{ms}ms", self.burst)
+        }
+    }
 }
 
 impl Default for Config {
@@ -68,6 +94,11 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             data_dir: None,
             key: None,
+            post_rate: Some(Rate {
+                burst: 20,
+                every: Duration::from_secs(1),
+            }),
+            max_per_client: 64,
         }
     }
 }
@@ -200,6 +231,33 @@ pub const FLAGS: &[Flag] = &[
         help: "open connections allowed at once (503 past it)",
         set: |c, _, v| number(v, 1, 10_000_000).map(|n| c.max_connections = n),
         default: |c, _| c.max_connections.to_string(),
+    },
+    Flag {
+        name: "max-per-client",
+        value: "N",
+        help: "open connections one client address may hold (503 past it)",
+        set: |c, _, v| number(v, 1, 10_000_000).map(|n| c.max_per_client = n),
+        default: |c, _| c.max_per_client.to_string(),
+    },
+    Flag {
+        name: "post-rate",
+        value: "N/TIME",
+        help: "posts per client address: a burst of N, then one per TIME (429 past it), or off",
+        set: |c, _, v| {
+            let v = v.trim();
+            if v.eq_ignore_ascii_case("off") {
+                c.post_rate = None;
+                return Ok(());
+            }
+            let (burst, every) = v
+                .split_once('/')
+                .ok_or_else(|| format!("'{v}' is not a rate such as 20/1s, or off"))?;
+            let burst = number(burst, 1, 1_000_000)? as u32;
+            let every = duration(every, Duration::from_millis(1))?;
+            c.post_rate = Some(Rate { burst, every });
+            Ok(())
+        },
+        default: |c, _| c.post_rate.map_or("off".into(), |r| r.to_string()),
     },
     Flag {
         name: "max-body",
@@ -489,6 +547,21 @@ mod tests {
             assert!(e.starts_with("--key: the key is empty"), "{e}");
             let e = run(&[], &[("LANCHAT_KEY", empty)]).unwrap_err();
             assert!(e.starts_with("LANCHAT_KEY: the key is empty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn post_rates_read_as_a_burst_and_an_interval_or_off() {
+        let (c, _) = run(&[], &[]).unwrap();
+        assert_eq!(c.post_rate.unwrap().to_string(), "20/1s");
+        let (c, _) = run(&["--post-rate", "5/250ms"], &[]).unwrap();
+        let rate = c.post_rate.unwrap();
+        assert_eq!((rate.burst, rate.every), (5, Duration::from_millis(250)));
+        let (c, _) = run(&[], &[("LANCHAT_POST_RATE", "off")]).unwrap();
+        assert!(c.post_rate.is_none());
+        for bad in ["20", "0/1s", "20/", "x/1s", "20/1h"] {
+            let e = run(&["--post-rate", bad], &[]).unwrap_err();
+            assert!(e.starts_with("--post-rate: "), "{bad}: {e}");
         }
     }
 

@@ -17,6 +17,7 @@
 //! - a panic while serving a connection ends that connection only.
 
 use std::io;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -59,9 +60,9 @@ pub struct Shared {
 /// `slot` is held for as long as the connection lives, by whichever task serves it
 /// last. A panic while serving it ends this connection only, with a log line that
 /// names the request.
-pub async fn serve(stream: Socket, shared: Arc<Shared>, slot: impl Send + 'static) {
+pub async fn serve(stream: Socket, client: IpAddr, shared: Arc<Shared>, slot: impl Send + 'static) {
     let mut line = String::new();
-    let served = AssertUnwindSafe(keep_alive(stream, shared, slot, &mut line))
+    let served = AssertUnwindSafe(keep_alive(stream, client, shared, slot, &mut line))
         .catch_unwind()
         .await;
     if let Err(panic) = served {
@@ -96,6 +97,7 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 
 async fn keep_alive(
     stream: Socket,
+    client: IpAddr,
     shared: Arc<Shared>,
     slot: impl Send + 'static,
     line: &mut String,
@@ -117,7 +119,7 @@ async fn keep_alive(
             None => return,
         };
         line.clone_from(&head.line);
-        match Box::pin(answer(head, &stream, &inbound, &shared)).await {
+        match Box::pin(answer(head, client, &stream, &inbound, &shared)).await {
             After::Next => {}
             After::Close => return,
             After::Events(sub) => {
@@ -154,7 +156,13 @@ enum After {
 
 /// Answers one request: the interim `100 Continue` when asked for, the handler, its
 /// response, and what is left of the body.
-async fn answer(head: Box<Head>, stream: &Socket, inbound: &Inbound, shared: &Shared) -> After {
+async fn answer(
+    head: Box<Head>,
+    client: IpAddr,
+    stream: &Socket,
+    inbound: &Inbound,
+    shared: &Shared,
+) -> After {
     let req = head.request;
     let method = req.method();
     let client_closes = header_is(&req, "connection", "close");
@@ -166,7 +174,7 @@ async fn answer(head: Box<Head>, stream: &Socket, inbound: &Inbound, shared: &Sh
             return After::Close;
         }
     }
-    match routes::handle(req, &shared.config, &shared.registry).await {
+    match routes::handle(req, client, &shared.config, &shared.registry).await {
         Reply::Response(res) => {
             let res = *res;
             let closes = client_closes || header_is(&res, "connection", "close");

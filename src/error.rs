@@ -28,6 +28,9 @@ pub enum Error {
     TooLarge,
     /// `415`.
     UnsupportedType,
+    /// `429`: the client posted faster than `--post-rate`; one more is allowed after
+    /// this many seconds.
+    TooManyRequests(u64),
     /// `431`: the head is over its size or header count.
     HeadTooLarge,
     /// `500`: a bug, caught before it could stop the server.
@@ -62,6 +65,10 @@ impl Error {
             Error::UnsupportedType => (
                 StatusCode::UnsupportedMediaType,
                 "send the message as application/x-www-form-urlencoded",
+            ),
+            Error::TooManyRequests(_) => (
+                StatusCode::TooManyRequests,
+                "too many messages at once; slow down",
             ),
             Error::HeadTooLarge => (
                 StatusCode::RequestHeaderFieldsTooLarge,
@@ -109,6 +116,11 @@ impl Error {
         res.insert_header("content-type", "text/plain; charset=utf-8");
         if let Error::MethodNotAllowed(allow) = self {
             res.insert_header("allow", allow);
+        }
+        let mut reason = reason.to_string();
+        if let Error::TooManyRequests(seconds) = self {
+            res.insert_header("retry-after", seconds.to_string());
+            reason = format!("{reason}: wait {seconds} s");
         }
         if self.closes() {
             res.insert_header("connection", "close");

@@ -12,6 +12,7 @@
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
 //! | [`routes`] | method + path to handler |
 //! | [`mod@error`] | every way a request fails; the one place errors become statuses |
+//! | [`limit`] | the post rate per client address, a bucket each |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
 //! | [`sse`] | the SSE wire format and chunk framing |
@@ -50,6 +51,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod inbound;
+pub mod limit;
 pub mod log;
 pub mod message;
 pub mod net;

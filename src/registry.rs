@@ -22,12 +22,15 @@
 //!   a client joins is lost or sent twice.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt as _;
 use smol::Timer;
 
+use crate::config::Rate;
+use crate::limit::PostLimiter;
 use crate::message::{Draft, Id, Message};
 use crate::outbox::{self, Behind, Feed, Outbox};
 use crate::sse::{self, Frame};
@@ -67,6 +70,8 @@ pub enum Command {
     Publish {
         /// The message without its id.
         draft: Draft,
+        /// Who posted it, for the post rate.
+        client: IpAddr,
         /// Where the stored message goes, or why it was not stored.
         reply: Sender<Published>,
     },
@@ -95,14 +100,17 @@ enum Wake {
 }
 
 /// What a publish comes to: the message as stored and sent, with its id and time;
-/// or [`NotStored`] when the history file could not be written, and then no one
-/// was sent it.
-pub type Published = Result<Message, NotStored>;
+/// or why no one was sent it.
+pub type Published = Result<Message, NotPublished>;
 
-/// A message that was not published because the history file could not be written
-/// (a full disk, an I/O error).
+/// Why a message was not published (and reached no one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotStored;
+pub enum NotPublished {
+    /// The history file could not be written (a full disk, an I/O error).
+    NotStored,
+    /// The client posted faster than `--post-rate`; one more is allowed after this.
+    Limited(Duration),
+}
 
 /// Why [`Handle::publish`] did not publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +119,8 @@ pub enum PublishError {
     Stopped,
     /// The history file could not be written.
     NotStored,
+    /// Too many posts from this client; one more is allowed after this.
+    Limited(Duration),
 }
 
 /// Limits the registry works within; see `Config` for why each has its default.
@@ -129,6 +139,8 @@ pub struct Options {
     pub epoch: u64,
     /// Where each message is written before anyone is sent it, with `--data-dir`.
     pub store: Option<Store>,
+    /// Posts per client address; `None`: no limit.
+    pub post_rate: Option<Rate>,
     /// Messages from the store, oldest first, in id order; the last one's epoch
     /// goes on. Ids may have gaps (lines lost to damage).
     pub restored: Vec<Message>,
@@ -189,13 +201,18 @@ impl Handle {
 
     /// Stores and sends a message; returns it with its id and time once it is
     /// stored (with `--data-dir`: on the device) and on its way to everyone.
-    pub async fn publish(&self, draft: Draft) -> Result<Message, PublishError> {
+    pub async fn publish(&self, draft: Draft, client: IpAddr) -> Result<Message, PublishError> {
         let (reply, rx) = async_channel::bounded(1);
-        let cmd = Command::Publish { draft, reply };
+        let cmd = Command::Publish {
+            draft,
+            client,
+            reply,
+        };
         self.tx.send(cmd).await.map_err(|_| PublishError::Stopped)?;
         match rx.recv().await {
             Ok(Ok(message)) => Ok(message),
-            Ok(Err(NotStored)) => Err(PublishError::NotStored),
+            Ok(Err(NotPublished::NotStored)) => Err(PublishError::NotStored),
+            Ok(Err(NotPublished::Limited(wait))) => Err(PublishError::Limited(wait)),
             Err(_) => Err(PublishError::Stopped),
         }
     }
@@ -250,6 +267,8 @@ struct Registry {
     store: Option<Store>,
     /// The write under way, if any.
     flush: Option<Flush>,
+    /// How fast each client may post, with `--post-rate`.
+    limiter: Option<PostLimiter>,
     heartbeat: Frame,
     next_heartbeat: Instant,
     /// Set after a failed write, so a full disk is logged once, not per message.
@@ -293,6 +312,7 @@ impl Registry {
             history,
             store,
             flush: None,
+            limiter: options.post_rate.map(PostLimiter::new),
             options,
             leave_tx,
             subscribers: BTreeMap::new(),
@@ -364,9 +384,21 @@ impl Registry {
                     self.presence_changed();
                 }
                 Some(Command::Leave { .. }) => {}
-                Some(Command::Publish { draft, reply }) => {
-                    self.waiting.push_back((Instant::now(), draft, reply));
-                    self.release_waiting();
+                Some(Command::Publish {
+                    draft,
+                    client,
+                    reply,
+                }) => {
+                    let now = Instant::now();
+                    match self.limiter.as_mut().map(|l| l.take(client, now)) {
+                        Some(Err(wait)) => {
+                            let _ = reply.try_send(Err(NotPublished::Limited(wait)));
+                        }
+                        _ => {
+                            self.waiting.push_back((now, draft, reply));
+                            self.release_waiting();
+                        }
+                    }
                 }
                 Some(Command::Recent { count, reply }) => {
                     let skip = self.history.len().saturating_sub(count);
@@ -399,6 +431,9 @@ impl Registry {
             let frame = self.heartbeat.clone();
             self.broadcast(&frame);
             self.next_heartbeat = now + self.options.heartbeat;
+            if let Some(limiter) = &mut self.limiter {
+                limiter.forget_full(now);
+            }
         }
         if self.presence_due.is_some_and(|at| now >= at) {
             self.presence_due = None;
@@ -602,7 +637,7 @@ impl Registry {
                     self.next_n = n.n;
                 }
                 for (_, reply) in batch {
-                    let _ = reply.try_send(Err(NotStored));
+                    let _ = reply.try_send(Err(NotPublished::NotStored));
                 }
             }
         }
@@ -714,6 +749,7 @@ mod tests {
                 heartbeat: Duration::from_secs(60),
                 epoch: 77,
                 store: None,
+                post_rate: None,
                 restored: Vec::new(),
             },
             tx,
@@ -847,6 +883,7 @@ mod tests {
                 heartbeat: Duration::from_secs(60),
                 epoch: 1,
                 store: None,
+                post_rate: None,
                 restored,
             },
             tx,
@@ -879,8 +916,8 @@ mod tests {
         let refused = offer(&mut r, "two");
         let also = offer(&mut r, "three"); // waits for the write under way
         settle(&mut r);
-        assert_eq!(refused.try_recv().unwrap(), Err(NotStored));
-        assert_eq!(also.try_recv().unwrap(), Err(NotStored));
+        assert_eq!(refused.try_recv().unwrap(), Err(NotPublished::NotStored));
+        assert_eq!(also.try_recv().unwrap(), Err(NotPublished::NotStored));
         assert_eq!(ids(&r.replay_after(None)), ["77-1"]);
 
         r.store.as_mut().unwrap().fail_writes = false;

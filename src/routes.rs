@@ -9,6 +9,8 @@ use http_types::{Body, Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use crate::assets;
+use std::net::IpAddr;
+
 use crate::config::Config;
 pub use crate::error::Error;
 use crate::message::Draft;
@@ -29,7 +31,7 @@ pub enum Reply {
 
 /// Answers one request: a plain function of the request, the settings and the way
 /// to the registry, so that it can be tested without a socket.
-pub async fn handle(req: Request, config: &Config, registry: &Handle) -> Reply {
+pub async fn handle(req: Request, client: IpAddr, config: &Config, registry: &Handle) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
     if let Some(key) = &config.key {
@@ -42,7 +44,7 @@ pub async fn handle(req: Request, config: &Config, registry: &Handle) -> Reply {
     let result = match (path.as_str(), method) {
         ("/events", Method::Get) => return events(&req, registry).await,
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
-        ("/message", Method::Post) => post_message(req, config, registry).await,
+        ("/message", Method::Post) => post_message(req, client, config, registry).await,
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
         ("/recent", Method::Get | Method::Head) => Ok(recent(registry).await),
         ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
@@ -73,6 +75,7 @@ async fn events(req: &Request, registry: &Handle) -> Reply {
 
 async fn post_message(
     mut req: Request,
+    client: IpAddr,
     config: &Config,
     registry: &Handle,
 ) -> Result<Response, Error> {
@@ -105,9 +108,11 @@ async fn post_message(
         return Err(Error::TooLarge);
     }
     let draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
-    let message = registry.publish(draft).await.map_err(|e| match e {
+    let message = registry.publish(draft, client).await.map_err(|e| match e {
         PublishError::Stopped => Error::Unavailable,
         PublishError::NotStored => Error::NotStored,
+        // Rounded up: a client that waits what it is told is let through.
+        PublishError::Limited(wait) => Error::TooManyRequests(wait.as_secs() + 1),
     })?;
 
     let wants_json = req
@@ -331,11 +336,13 @@ mod tests {
             heartbeat: Duration::from_secs(60),
             epoch: 5,
             store: None,
+            post_rate: config.post_rate,
             restored: Vec::new(),
         });
         let ex = smol::LocalExecutor::new();
         ex.spawn(task).detach();
-        let reply = smol::block_on(ex.run(handle(req, config, &registry)));
+        let client = IpAddr::from([127, 0, 0, 1]);
+        let reply = smol::block_on(ex.run(handle(req, client, config, &registry)));
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),

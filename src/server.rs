@@ -5,11 +5,13 @@
 //! to stop, which closes every stream's queue so each stream ends its response; wait
 //! (bounded) for the connections to finish; then for the registry.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_channel::Sender;
@@ -48,9 +50,12 @@ pub fn raise_open_file_limit() -> io::Result<(Option<u64>, Option<u64>)> {
     Ok((before, limit.current))
 }
 
-/// Counts an open connection for as long as it lives.
+/// Counts an open connection, overall and for its client address, for as long as it
+/// lives.
 struct Slot {
     open: Arc<AtomicUsize>,
+    client: IpAddr,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     /// Held, never used: the channel closes when the last slot is dropped, which is
     /// how shutdown knows every connection has finished.
     _alive: Sender<()>,
@@ -59,6 +64,16 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -78,6 +93,7 @@ pub async fn serve(
         heartbeat: config.heartbeat,
         epoch: new_epoch(),
         store,
+        post_rate: config.post_rate,
         restored,
     });
     let registry_task = ex.spawn(stop_on_panic(registry_task));
@@ -145,9 +161,14 @@ fn opening(config: &Config) -> Frame {
     sse::chunk(&opening)
 }
 
-/// The open connections: how many, and a way to wait until none is left.
+/// The open connections: how many, how many per client address, and a way to wait
+/// until none is left.
 struct Connections {
     open: Arc<AtomicUsize>,
+    /// Taken by the accept loop and by each connection as it ends, never held across
+    /// an await: a count per address, not the subscriber list (which only the
+    /// registry has).
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     /// Cloned into every [`Slot`]; the receiver learns that all are gone when the
     /// channel closes.
     alive_tx: Sender<()>,
@@ -159,6 +180,7 @@ impl Default for Connections {
         let (alive_tx, alive_rx) = async_channel::bounded(1);
         Connections {
             open: Arc::default(),
+            per_client: Arc::default(),
             alive_tx,
             alive_rx,
         }
@@ -166,14 +188,26 @@ impl Default for Connections {
 }
 
 impl Connections {
-    /// Counts a new connection; `true` when it is over `cap`.
-    fn open(&self, cap: usize) -> (Slot, bool) {
+    /// Counts a new connection from `client`; `true` when it is over `cap` overall or
+    /// over `per_client` for its address.
+    fn open(&self, client: IpAddr, cap: usize, per_client: usize) -> (Slot, bool) {
         let over_cap = self.open.fetch_add(1, Ordering::Relaxed) >= cap;
+        let mine = {
+            let mut counts = self
+                .per_client
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = counts.entry(client).or_insert(0);
+            *n += 1;
+            *n
+        };
         let slot = Slot {
             open: self.open.clone(),
+            client,
+            per_client: self.per_client.clone(),
             _alive: self.alive_tx.clone(),
         };
-        (slot, over_cap)
+        (slot, over_cap || mine > per_client)
     }
 
     /// Waits until every connection has finished, at most `grace`.
@@ -182,6 +216,7 @@ impl Connections {
             open,
             alive_tx,
             alive_rx,
+            ..
         } = self;
         drop(alive_tx);
         let finished = async {
@@ -210,15 +245,18 @@ async fn accept(
     connections: &Connections,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 crate::warn!("accept failed: {e}; pausing");
                 Timer::after(ACCEPT_PAUSE).await;
                 continue;
             }
         };
-        let (slot, over_cap) = connections.open(shared.config.max_connections);
+        let client = peer.ip();
+        let config = &shared.config;
+        let (slot, over_cap) =
+            connections.open(client, config.max_connections, config.max_per_client);
         let shared = shared.clone();
         let socket: Socket = stream.into();
         let task = async move {
@@ -228,7 +266,7 @@ async fn accept(
                 let refusing = || Box::pin(conn::refuse(socket, shared));
                 conn::contain(refusing, "a refused connection").await;
             } else {
-                conn::serve(socket, shared, slot).await;
+                conn::serve(socket, client, shared, slot).await;
             }
         };
         // Boxed so that each task's allocation is only as large as the connection

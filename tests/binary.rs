@@ -179,6 +179,9 @@ fn the_open_file_limit_is_raised_and_a_cap_above_it_is_reported() {
         "--quiet",
         "--max-connections",
         "1000",
+        // All 200 streams come from one address.
+        "--max-per-client",
+        "1000",
     ];
     let running = Running::spawn(with_file_limits(128, 512, command(&args)));
     let before = &running.before;

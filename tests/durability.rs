@@ -219,6 +219,9 @@ fn a_full_disk_refuses_posts_with_507_and_loses_none_that_were_taken() {
         "5000",
         "--backlog",
         "5000",
+        // It posts until the disk is full, far faster than a person would.
+        "--post-rate",
+        "off",
     ];
     let running = Running::start(&args);
     let addr = running.addr;

@@ -294,6 +294,11 @@ async function send(text, name, li) {
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
       body: new URLSearchParams({ name, message: text }),
     });
+    if (res.status === 429) {
+      // Posting too fast: the server says how long to wait; send it then, by itself.
+      const wait = Math.max(1, Number(res.headers.get('Retry-After')) || 1);
+      return later(li, text, name, wait);
+    }
     if (!res.ok) {
       const reason = (await res.text()).replace(/^\d+ [^:]*: /, '').trim();
       return fail(li, text, name, reason || `not sent (${res.status})`);
@@ -312,6 +317,16 @@ async function send(text, name, li) {
   } catch {
     fail(li, text, name, 'not sent: no connection');
   }
+}
+
+/** Keeps a message that was sent too fast, says so, and sends it after `seconds`. */
+function later(li, text, name, seconds) {
+  li.className = 'msg own pending';
+  const note = document.createElement('div');
+  note.className = 'problem';
+  note.textContent = `Slow down: sending again in ${seconds} s`;
+  li.append(note);
+  setTimeout(() => send(text, name, li), seconds * 1000);
 }
 
 function fail(li, text, name, reason) {

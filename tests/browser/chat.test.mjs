@@ -116,6 +116,28 @@ test('the longest message goes through in any script, and a longer one stays in 
   await page.context().close();
 });
 
+test('sent too fast, a message says slow down and goes out by itself after the wait', async () => {
+  const limited = await startServer(['--post-rate', '2/2s']);
+  try {
+    const context = await browser.newContext(phone);
+    const page = await context.newPage();
+    await page.goto(limited.url);
+    await page.locator('#status[data-state="connected"]').waitFor();
+    for (const text of ['one', 'two', 'three']) {
+      await page.fill('#message', text);
+      await page.press('#message', 'Enter');
+    }
+    const third = page.locator('.msg', { hasText: 'three' });
+    await third.locator('.problem', { hasText: /Slow down: sending again in \d s/ }).waitFor();
+    await page.locator('.msg[data-id]', { hasText: 'three' }).waitFor({ timeout: 5000 });
+    assert.equal((await texts(page)).filter((t) => t === 'three').length, 1);
+    assert.equal(await page.locator('.msg.pending, .msg.failed').count(), 0);
+    await context.close();
+  } finally {
+    await limited.stop();
+  }
+});
+
 test('the nickname is remembered across a reload and sent with messages', async () => {
   const page = await openChat(phone, 'Dee');
   await page.reload();

@@ -15,7 +15,8 @@ mkdirSync(screenshots, { recursive: true });
 
 /** A running server; `listen` may name a fixed address to restart on. */
 export async function startServer(args = [], listen = '127.0.0.1:0') {
-  const child = spawn(BIN, ['--listen', listen, '--quiet', '--retry', '300ms', ...args], {
+  // Scripts here post far faster than a person: no post rate unless a test sets one.
+  const child = spawn(BIN, ['--listen', listen, '--quiet', '--retry', '300ms', '--post-rate', 'off', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

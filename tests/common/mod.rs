@@ -9,7 +9,7 @@ pub mod bin;
 
 use std::io::{BufRead, BufReader, Write};
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,12 @@ impl TestServer {
     }
 
     pub fn with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        // The per-client limits are off unless a test turns them on: tests post
+        // and connect from one address far faster than a person would.
         let mut config = Config {
             threads: 2,
+            post_rate: None,
+            max_per_client: usize::MAX,
             ..Config::default()
         };
         adjust(&mut config);
@@ -102,6 +106,37 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
+}
+
+/// A connection from another loopback address (such as 127.0.0.2): another client,
+/// as far as the server can tell.
+pub fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::new(from, 0).into())
+        .expect("bind to the other address");
+    socket.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// A request sent from another client address; its response.
+pub fn request_from(
+    from: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[&str],
+    body: &[u8],
+) -> Response {
+    let mut stream = connect_from(from, addr);
+    stream
+        .write_all(&build(addr, method, path, extra, body))
+        .expect("write");
+    read_response(&mut BufReader::new(stream)).expect("a response")
 }
 
 /// Sends raw bytes on a new connection and reads one response.
@@ -270,7 +305,20 @@ impl Stream {
     }
 
     pub fn open_path(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Stream {
-        let mut stream = connect(addr);
+        Stream::on(connect(addr), addr, path, last_event_id)
+    }
+
+    /// A stream opened from another client address (see [`connect_from`]).
+    pub fn open_from(from: IpAddr, addr: SocketAddr) -> Stream {
+        Stream::on(connect_from(from, addr), addr, "/events", None)
+    }
+
+    fn on(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Stream {
         let id_header = last_event_id.map(|id| format!("Last-Event-ID: {id}"));
         let mut extra = vec!["Accept: text/event-stream"];
         if let Some(h) = &id_header {

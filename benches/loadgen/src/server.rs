@@ -20,6 +20,9 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--quiet", "--log-level", "info"])
             .args(["--threads", &o.threads.to_string()])
             .args(["--max-connections", &(o.subscribers + 1000).to_string()])
+            // Every subscriber and publisher comes from one address, flat out.
+            .args(["--max-per-client", &(o.subscribers + 1000).to_string()])
+            .args(["--post-rate", "off"])
             .args([
                 "--heartbeat",
                 "60s",
