@@ -21,16 +21,19 @@ impl Server {
             .args(["--threads", &o.threads.to_string()])
             .args(["--max-connections", &(o.subscribers + 1000).to_string()])
             // Every subscriber and publisher comes from one address, flat out.
-            .args(["--max-per-client", &(o.subscribers + 1000).to_string()])
-            .args(["--post-rate", "off"])
-            .args([
-                "--heartbeat",
-                "60s",
-                "--backlog",
-                "0",
-                "--history",
-                "100000",
-            ]);
+            .args(["--max-per-client", &(o.subscribers + 1000).to_string()]);
+        // Unless the server's own arguments set a post rate (to measure the limiter).
+        if !o.server.contains("--post-rate") {
+            cmd.args(["--post-rate", "off"]);
+        }
+        cmd.args([
+            "--heartbeat",
+            "60s",
+            "--backlog",
+            "0",
+            "--history",
+            "100000",
+        ]);
         if let Some(q) = queue {
             cmd.args(["--queue", &q.to_string()]);
         }
