@@ -102,7 +102,11 @@ impl Response {
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
+    ready(TcpStream::connect(addr).expect("connect"))
+}
+
+/// A test's socket: every read bounded, small writes sent at once.
+fn ready(stream: TcpStream) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
@@ -117,10 +121,7 @@ pub fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
         .bind(&SocketAddr::new(from, 0).into())
         .expect("bind to the other address");
     socket.connect(&addr.into()).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
+    ready(socket.into())
 }
 
 /// A request sent from another client address; its response.
@@ -132,16 +133,19 @@ pub fn request_from(
     extra: &[&str],
     body: &[u8],
 ) -> Response {
-    let mut stream = connect_from(from, addr);
-    stream
-        .write_all(&build(addr, method, path, extra, body))
-        .expect("write");
-    read_response(&mut BufReader::new(stream)).expect("a response")
+    exchange(
+        connect_from(from, addr),
+        &build(addr, method, path, extra, body),
+    )
 }
 
 /// Sends raw bytes on a new connection and reads one response.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
-    let mut stream = connect(addr);
+    exchange(connect(addr), request)
+}
+
+/// Sends `request` on `stream` and reads one response.
+fn exchange(mut stream: TcpStream, request: &[u8]) -> Response {
     stream.write_all(request).expect("write");
     read_response(&mut BufReader::new(stream)).expect("a response")
 }
