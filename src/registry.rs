@@ -900,13 +900,19 @@ mod tests {
         assert_eq!(ids(&r.replay_after(None)), all[1..]);
     }
 
-    #[test]
-    fn a_post_the_disk_refused_reaches_no_one_and_its_id_is_given_again() {
-        let dir = std::env::temp_dir().join(format!("lanchat-registry-{}", std::process::id()));
+    /// A registry with a history file in a fresh directory of its own.
+    fn with_store(name: &str) -> (Registry, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("lanchat-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (store, _) = Store::open(&dir, 100).unwrap();
         let mut r = registry(100, 100);
         r.store = Some(store);
+        (r, dir)
+    }
+
+    #[test]
+    fn a_post_the_disk_refused_reaches_no_one_and_its_id_is_given_again() {
+        let (mut r, dir) = with_store("registry");
         let sub = r.join(None);
         let first = offer(&mut r, "one");
         settle(&mut r);
@@ -933,11 +939,7 @@ mod tests {
 
     #[test]
     fn posts_that_come_during_a_flush_share_the_next_one() {
-        let dir = std::env::temp_dir().join(format!("lanchat-batch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (store, _) = Store::open(&dir, 100).unwrap();
-        let mut r = registry(100, 100);
-        r.store = Some(store);
+        let (mut r, dir) = with_store("batch");
         let answers: Vec<_> = (0..6).map(|i| offer(&mut r, &format!("m{i}"))).collect();
         settle(&mut r);
         // The first went alone; the five that came while it was written, together.

@@ -170,26 +170,7 @@ impl Store {
             text.push_str(&m.to_json());
             text.push('\n');
         }
-        #[cfg(test)]
-        {
-            self.appends += 1;
-        }
-        #[cfg(test)]
-        let written = if self.fail_writes {
-            self.file
-                .write_all(&text.as_bytes()[..text.len() / 2])
-                .and(Err(io::Error::from(io::ErrorKind::StorageFull)))
-        } else {
-            self.file
-                .write_all(text.as_bytes())
-                .and_then(|()| self.file.sync_data())
-        };
-        #[cfg(not(test))]
-        let written = self
-            .file
-            .write_all(text.as_bytes())
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = self.write_and_flush(text.as_bytes()) {
             // Whatever part of the batch reached the file goes: no torn line may stay
             // in front of the next good one. A cut needs no free space.
             if self.file.set_len(self.len).is_err() {
@@ -204,6 +185,20 @@ impl Store {
             self.compact();
         }
         Ok(())
+    }
+
+    /// One write and one flush to the device.
+    fn write_and_flush(&mut self, bytes: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            self.appends += 1;
+            if self.fail_writes {
+                self.file.write_all(&bytes[..bytes.len() / 2])?;
+                return Err(io::ErrorKind::StorageFull.into());
+            }
+        }
+        self.file.write_all(bytes)?;
+        self.file.sync_data()
     }
 
     /// Rewrites the file with its newest `keep` messages. Failing (a full disk), it
