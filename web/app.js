@@ -157,6 +157,8 @@ function handle(kind, data) {
 const channel = 'BroadcastChannel' in window ? new BroadcastChannel('lanchat') : null;
 const relay = (msg) => { if (channel) channel.postMessage(msg); };
 let leading = false;
+/** Streaming without the lead (the leader went quiet): give way when a leader relays. */
+let stopgap = false;
 let source = null;
 let reopenTimer = 0;
 
@@ -198,6 +200,7 @@ function closeStream() {
 }
 
 function lead() {
+  stopgap = false;
   if (leading) return;
   leading = true;
   openStream();
@@ -210,7 +213,13 @@ function stepDown() {
 
 if (channel) {
   channel.onmessage = ({ data: msg }) => {
-    if (msg.type === 'event' && !leading) handle(msg.kind, msg.data);
+    if (msg.type === 'event' && stopgap) {
+      // A leader is relaying again: two streams from one browser would count twice
+      // and cost the server twice; this tab follows again.
+      stopgap = false;
+      stepDown();
+      handle(msg.kind, msg.data);
+    } else if (msg.type === 'event' && !leading) handle(msg.kind, msg.data);
     else if (msg.type === 'status' && !leading) { lastByte = Date.now(); setStatus(msg.state); }
     else if (msg.type === 'own') { own.add(msg.id); markOwn(msg.id); }
     else if (msg.type === 'hello' && leading) {
@@ -265,7 +274,9 @@ function elect() {
 function checkAlive() {
   if (document.hidden) return;
   if (Date.now() - lastByte > 2 * heartbeat) {
-    // A follower whose leader went quiet (frozen in the background) streams itself.
+    // A follower whose leader went quiet (frozen in the background) streams itself
+    // until a leader is heard again.
+    if (!leading) stopgap = true;
     leading = true;
     openStream();
   }

@@ -102,37 +102,43 @@ for (const [label, init] of [
 ]) {
   test(`several tabs share one stream, led by ${label}`, async () => {
     const server = await startServer(['--heartbeat', '1s']);
-    // Each new tab asks the leader for what it has shown; the others must not
-    // show those messages twice.
-    const earlier = (await post(server, 'before the tabs opened')).id;
-    const { context, pages } = await tabs(server, 3, phone, init);
-    if (init) assert.equal(await pages[0].evaluate(() => 'locks' in navigator), false);
-    for (const page of pages) assert.equal(await until(() => onlineOf(page), '1 online'), '1 online');
+    let context;
+    // Stopped whatever happens: a server left running would keep the test run open.
+    try {
+      // Each new tab asks the leader for what it has shown; the others must not
+      // show those messages twice.
+      const earlier = (await post(server, 'before the tabs opened')).id;
+      let pages;
+      ({ context, pages } = await tabs(server, 3, phone, init));
+      if (init) assert.equal(await pages[0].evaluate(() => 'locks' in navigator), false);
+      for (const page of pages) assert.equal(await until(() => onlineOf(page), '1 online'), '1 online');
 
-    await pages[2].fill('#message', `from tab 3 via ${label}`);
-    await pages[2].press('#message', 'Enter');
-    for (const page of pages) {
-      await page.locator('.msg[data-id]', { hasText: 'from tab 3' }).waitFor();
-    }
-    assert.match(await pages[0].locator('.msg', { hasText: 'from tab 3' }).getAttribute('class'), /\bown\b/);
+      await pages[2].fill('#message', `from tab 3 via ${label}`);
+      await pages[2].press('#message', 'Enter');
+      for (const page of pages) {
+        await page.locator('.msg[data-id]', { hasText: 'from tab 3' }).waitFor();
+      }
+      assert.match(await pages[0].locator('.msg', { hasText: 'from tab 3' }).getAttribute('class'), /\bown\b/);
 
-    // The leader goes away: another tab takes over the stream.
-    const leader = await leaderOf(pages);
-    await pages[leader].close();
-    const rest = pages.filter((_, i) => i !== leader);
-    const { id } = await post(server, 'after the leader left');
-    for (const page of rest) {
-      await page.locator(`.msg[data-id="${id}"]`).waitFor({ timeout: 15000 });
+      // The leader goes away: another tab takes over the stream.
+      const leader = await leaderOf(pages);
+      await pages[leader].close();
+      const rest = pages.filter((_, i) => i !== leader);
+      const { id } = await post(server, 'after the leader left');
+      for (const page of rest) {
+        await page.locator(`.msg[data-id="${id}"]`).waitFor({ timeout: 15000 });
+      }
+      assert.equal(await until(() => onlineOf(rest[0]), '1 online'), '1 online');
+      for (const page of rest) {
+        const shown = await ids(page);
+        assert.equal(shown[0], earlier);
+        assert.equal(new Set(shown).size, shown.length, `no message twice: ${shown}`);
+        assert.equal(shown.length, 3);
+      }
+    } finally {
+      await context?.close();
+      await server.stop();
     }
-    assert.equal(await until(() => onlineOf(rest[0]), '1 online'), '1 online');
-    for (const page of rest) {
-      const shown = await ids(page);
-      assert.equal(shown[0], earlier);
-      assert.equal(new Set(shown).size, shown.length, `no message twice: ${shown}`);
-      assert.equal(shown.length, 3);
-    }
-    await context.close();
-    await server.stop();
   });
 }
 
