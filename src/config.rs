@@ -48,6 +48,9 @@ pub struct Config {
     /// A shared secret that the page, the stream and posting need, when set: the
     /// start-up URL and QR code carry it, and the page keeps it in a cookie.
     pub key: Option<String>,
+    /// The moderator's key, when set: a browser that opened `/?mod=KEY` may delete
+    /// messages and mute their senders, and its posts are marked as the host's.
+    pub mod_key: Option<String>,
     /// Posts each client address may make: a burst, then one more per interval;
     /// `None` (`off`) for none. Enough for anyone typing; a flood is slowed.
     pub post_rate: Option<Rate>,
@@ -94,6 +97,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             data_dir: None,
             key: None,
+            mod_key: None,
             post_rate: Some(Rate {
                 burst: 20,
                 every: Duration::from_secs(1),
@@ -202,28 +206,16 @@ pub const FLAGS: &[Flag] = &[
         name: "key",
         value: "KEY",
         help: "access key the page, stream and posts need (in the URL and QR code)",
-        set: |c, _, v| {
-            let v = v.trim();
-            let fine = |b: u8| b.is_ascii_alphanumeric() || b"-_.~".contains(&b);
-            if v.is_empty() {
-                // Most likely a variable that was meant to be set and is not: an
-                // open chat must be chosen by leaving the key out, not by accident.
-                return Err("the key is empty: give a key, or leave the flag and \
-                     LANCHAT_KEY out for a chat without one"
-                    .into());
-            } else if v.len() > 128 || !v.bytes().all(fine) {
-                return Err(format!(
-                    "the key may have up to 128 letters, digits, '-', '_', '.' and '~', \
-                     so that it fits in a URL as it is; got {} characters",
-                    v.chars().count()
-                ));
-            } else {
-                c.key = Some(v.to_string());
-            }
-            Ok(())
-        },
+        set: |c, _, v| secret(v, "LANCHAT_KEY").map(|k| c.key = Some(k)),
         // Never the key itself: --help output ends up in terminals and bug reports.
         default: |c, _| (if c.key.is_some() { "set" } else { "none" }).into(),
+    },
+    Flag {
+        name: "mod-key",
+        value: "KEY",
+        help: "moderator key: open /?mod=KEY to delete messages and mute senders",
+        set: |c, _, v| secret(v, "LANCHAT_MOD_KEY").map(|k| c.mod_key = Some(k)),
+        default: |c, _| (if c.mod_key.is_some() { "set" } else { "none" }).into(),
     },
     Flag {
         name: "max-connections",
@@ -376,6 +368,13 @@ where
     if config.backlog > config.history {
         config.backlog = config.history;
     }
+    if config.mod_key.is_some() && config.mod_key == config.key {
+        return Err(
+            "--mod-key: the moderator key must differ from --key, which everyone \
+                    who scans the QR code has"
+                .into(),
+        );
+    }
     Ok(Action::Run(Box::new(config), output))
 }
 
@@ -412,6 +411,27 @@ pub fn help() -> String {
         "  -h, --help                 this help\n  -V, --version              the version\n",
     );
     out
+}
+
+/// A key as `--key` and `--mod-key` take it.
+fn secret(v: &str, var: &str) -> Result<String, String> {
+    let v = v.trim();
+    let fine = |b: u8| b.is_ascii_alphanumeric() || b"-_.~".contains(&b);
+    if v.is_empty() {
+        // Most likely a variable that was meant to be set and is not: going without
+        // a key must be chosen by leaving it out, not by accident.
+        Err(format!(
+            "the key is empty: give a key, or leave the flag and {var} out to go without one"
+        ))
+    } else if v.len() > 128 || !v.bytes().all(fine) {
+        Err(format!(
+            "the key may have up to 128 letters, digits, '-', '_', '.' and '~', \
+             so that it fits in a URL as it is; got {} characters",
+            v.chars().count()
+        ))
+    } else {
+        Ok(v.to_string())
+    }
 }
 
 fn number(v: &str, min: usize, max: usize) -> Result<usize, String> {
@@ -548,6 +568,21 @@ mod tests {
             let e = run(&[], &[("LANCHAT_KEY", empty)]).unwrap_err();
             assert!(e.starts_with("LANCHAT_KEY: the key is empty"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_moderator_key_is_a_key_of_its_own() {
+        let (c, _) = run(&["--key", "open", "--mod-key", "host-only"], &[]).unwrap();
+        assert_eq!(c.mod_key.as_deref(), Some("host-only"));
+        let (c, _) = run(&[], &[("LANCHAT_MOD_KEY", "m")]).unwrap();
+        assert_eq!(c.mod_key.as_deref(), Some("m"));
+        let e = run(&["--mod-key", "a/b"], &[]).unwrap_err();
+        assert!(e.starts_with("--mod-key: the key may have"), "{e}");
+        let e = run(&[], &[("LANCHAT_MOD_KEY", " ")]).unwrap_err();
+        assert!(e.contains("LANCHAT_MOD_KEY out"), "{e}");
+        let e = run(&["--key", "same", "--mod-key", "same"], &[]).unwrap_err();
+        assert!(e.contains("must differ"), "{e}");
+        assert!(!help().contains("host-only"));
     }
 
     #[test]

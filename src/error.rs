@@ -20,6 +20,12 @@ pub enum Error {
     Forbidden(&'static str),
     /// `404`.
     NotFound,
+    /// `404` for a moderator's action on a message that is not there.
+    NoSuchMessage,
+    /// `404` for a mute of a message whose sender is not known.
+    SenderUnknown,
+    /// `403`: a moderator muted this client for this many more minutes.
+    Muted(u64),
     /// `405`, with the methods allowed.
     MethodNotAllowed(&'static str),
     /// `408`: the body did not arrive in time.
@@ -56,6 +62,15 @@ impl Error {
             ),
             Error::Forbidden(why) => (StatusCode::Forbidden, why),
             Error::NotFound => (StatusCode::NotFound, "no such page"),
+            Error::NoSuchMessage => (
+                StatusCode::NotFound,
+                "no such message: it was deleted, or is older than the history kept",
+            ),
+            Error::SenderUnknown => (
+                StatusCode::NotFound,
+                "who sent this message is not known: it was posted before the server restarted",
+            ),
+            Error::Muted(_) => (StatusCode::Forbidden, "muted by the host"),
             Error::MethodNotAllowed(_) => (StatusCode::MethodNotAllowed, "method not allowed"),
             Error::Timeout => (
                 StatusCode::RequestTimeout,
@@ -121,6 +136,10 @@ impl Error {
         if let Error::TooManyRequests(seconds) = self {
             res.insert_header("retry-after", seconds.to_string());
             reason = format!("{reason}: wait {seconds} s");
+        }
+        if let Error::Muted(minutes) = self {
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            reason = format!("muted for {minutes} {unit} by the host");
         }
         if self.closes() {
             res.insert_header("connection", "close");

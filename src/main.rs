@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     };
 
     if !output.quiet {
-        banner(local, config.key.as_deref());
+        banner(local, config.key.as_deref(), config.mod_key.as_deref());
     }
     info!(
         "lanchat {} listening on {local} ({} threads)",
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
 }
 
 /// The lines a person reads at start: where to point a phone.
-fn banner(local: std::net::SocketAddr, key: Option<&str>) {
+fn banner(local: std::net::SocketAddr, key: Option<&str>, mod_key: Option<&str>) {
     let mut urls = net::urls(local, &net::lan_ipv4(), net::hostname().as_deref());
     if let Some(key) = key {
         // The key is limited to characters a URL carries as they are.
@@ -100,6 +100,18 @@ fn banner(local: std::net::SocketAddr, key: Option<&str>) {
             for line in net::qr_lines(first) {
                 out.push_str(&format!("  {line}\n"));
             }
+        }
+    }
+    if let (Some(mod_key), Some(first)) = (mod_key, urls.first()) {
+        // Only to a person at the terminal, never in the QR code (which anyone near
+        // the screen can scan), nor to a log file that others may read.
+        if std::io::stdout().is_terminal() {
+            let join = if first.contains('?') { '&' } else { '?' };
+            out.push_str(&format!(
+                "Moderator (keep to yourself): {first}{join}mod={mod_key}\n"
+            ));
+        } else {
+            out.push_str("Moderator: open the chat with ?mod= and the --mod-key value\n");
         }
     }
     print!("{out}");

@@ -1,5 +1,7 @@
 //! The chat message: what a client may post ([`Draft`], decoded from a form body and
-//! validated here) and what everyone receives ([`Message`], stored and sent as JSON).
+//! validated here), what everyone receives ([`Message`], stored and sent as JSON),
+//! and what a moderator's removal of one leaves ([`Deletion`]). Both are
+//! [`Record`]s: a line of the history file, an event in the one id sequence.
 //!
 //! Invariant: a `Draft` that exists is valid. Text is non-blank, at most
 //! [`MAX_TEXT_CHARS`] characters and free of control characters other than tab and
@@ -81,6 +83,61 @@ pub struct Message {
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub time: u64,
+    /// Posted by a moderator (`"mod": true`, left out otherwise), so that anyone can
+    /// tell the host from someone who took the host's name.
+    #[serde(rename = "mod", default, skip_serializing_if = "is_false")]
+    pub by_mod: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A moderator removed a message: `id` is this event's own place in the sequence,
+/// `delete` the message removed. Sent as `event: delete` with `{"id":"<delete>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    /// `<epoch>-<n>`, the next in the sequence after the messages before it.
+    pub id: String,
+    /// The id of the message removed.
+    pub delete: String,
+}
+
+impl Deletion {
+    /// The `data:` of its event: what every page needs to remove the message.
+    pub fn event_json(&self) -> String {
+        serde_json::json!({ "id": self.delete }).to_string()
+    }
+}
+
+/// One line of the history file, one event with an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// A message (a line with `name`, `text` and `time`).
+    Message(Message),
+    /// A removal (a line with `delete`).
+    Deletion(Deletion),
+}
+
+impl Record {
+    /// The record's own id.
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Message(m) => &m.id,
+            Record::Deletion(d) => &d.id,
+        }
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_json(&self) -> String {
+        match self {
+            Record::Message(m) => m.to_json(),
+            // A struct of two strings cannot fail to serialise.
+            Record::Deletion(d) => serde_json::to_string(d).unwrap_or_default(),
+        }
+    }
 }
 
 impl Message {
@@ -104,6 +161,8 @@ pub struct Draft {
     pub name: String,
     /// The text, with LF line breaks.
     pub text: String,
+    /// Posted by a moderator: set by the route that checked the key, never by a form.
+    pub by_mod: bool,
 }
 
 /// Why a posted body is not a message; each reads as the reason in a `400`.
@@ -191,6 +250,7 @@ impl Draft {
         Ok(Draft {
             name: name.to_string(),
             text,
+            by_mod: false,
         })
     }
 }
@@ -334,10 +394,48 @@ mod tests {
             name: "a\"b".into(),
             text: "x\ny".into(),
             time: 12,
+            by_mod: false,
         };
         assert_eq!(
             m.to_json(),
             r#"{"id":"5-1","name":"a\"b","text":"x\ny","time":12}"#
         );
+        let host = Message { by_mod: true, ..m };
+        assert!(host.to_json().ends_with(r#","time":12,"mod":true}"#));
+    }
+
+    #[test]
+    fn a_form_cannot_make_a_message_the_hosts() {
+        assert!(
+            !Draft::from_form(b"message=hi&mod=true&by_mod=1")
+                .unwrap()
+                .by_mod
+        );
+    }
+
+    #[test]
+    fn records_read_back_as_what_they_are() {
+        let m = Record::Message(Message {
+            id: "5-1".into(),
+            name: "a".into(),
+            text: "delete".into(),
+            time: 1,
+            by_mod: true,
+        });
+        let d = Record::Deletion(Deletion {
+            id: "5-2".into(),
+            delete: "5-1".into(),
+        });
+        for r in [&m, &d] {
+            assert_eq!(serde_json::from_str::<Record>(&r.to_json()).unwrap(), *r);
+        }
+        assert_eq!(d.to_json(), r#"{"id":"5-2","delete":"5-1"}"#);
+        // Neither half of a line reads as the other.
+        for bad in [
+            r#"{"id":"5-2"}"#,
+            r#"{"id":"5-2","delete":"5-1","name":"x"}"#,
+        ] {
+            assert!(serde_json::from_str::<Record>(bad).is_err(), "{bad}");
+        }
     }
 }

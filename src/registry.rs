@@ -1,6 +1,7 @@
 //! The registry: one task that alone owns the subscriber list, the history ring, the
-//! next message id, the presence count and the heartbeat timer. Everything else talks
-//! to it through [`Handle`], which sends [`Command`]s over an `async_channel`.
+//! next message id, the presence count, the heartbeat timer, the post limiter and the
+//! moderator's mutes. Everything else talks to it through [`Handle`], which sends
+//! [`Command`]s over an `async_channel`.
 //!
 //! Invariants:
 //! - Only this task touches the subscriber list; there is no lock around it.
@@ -20,8 +21,13 @@
 //! - A join is handled in one step: the replay is cut from history and the queue is
 //!   registered before the next publish is looked at, so no message published while
 //!   a client joins is lost or sent twice.
+//! - A moderator's deletion is an event in the same id sequence as messages, stored
+//!   and sent the same way. The message it removes leaves the ring's replays at
+//!   once (its place stays, holding only its sender's address, for a mute); the
+//!   deletion itself is replayed to clients that may have seen the message.
+//! - Senders' addresses are kept in memory only, with the messages in the ring.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +37,7 @@ use smol::Timer;
 
 use crate::config::Rate;
 use crate::limit::PostLimiter;
-use crate::message::{Draft, Id, Message};
+use crate::message::{Deletion, Draft, Id, Message, Record};
 use crate::outbox::{self, Behind, Feed, Outbox};
 use crate::sse::{self, Frame};
 use crate::store::Store;
@@ -70,10 +76,26 @@ pub enum Command {
     Publish {
         /// The message without its id.
         draft: Draft,
-        /// Who posted it, for the post rate.
+        /// Who posted it, for the post rate and a moderator's mute.
         client: IpAddr,
         /// Where the stored message goes, or why it was not stored.
         reply: Sender<Published>,
+    },
+    /// A moderator removes a message from everyone's view and from history.
+    Delete {
+        /// The message's id.
+        target: Id,
+        /// Where the outcome goes.
+        reply: Sender<Moderated>,
+    },
+    /// A moderator stops the sender of a message from posting for a while.
+    Mute {
+        /// The message whose sender is muted.
+        target: Id,
+        /// For how long; zero lifts a mute.
+        time: Duration,
+        /// Where the outcome goes.
+        reply: Sender<Moderated>,
     },
     /// The newest messages, oldest first, for the page readers without JavaScript
     /// see.
@@ -92,10 +114,7 @@ pub enum Command {
 /// (the store back, how it went, the posts it held), or a deadline.
 enum Wake {
     Command(Command),
-    Flushed(
-        (Store, std::io::Result<()>),
-        Vec<(Message, Sender<Published>)>,
-    ),
+    Flushed((Store, std::io::Result<()>), Vec<Assigned>),
     Deadline,
 }
 
@@ -110,6 +129,8 @@ pub enum NotPublished {
     NotStored,
     /// The client posted faster than `--post-rate`; one more is allowed after this.
     Limited(Duration),
+    /// A moderator muted the client; the mute ends after this.
+    Muted(Duration),
 }
 
 /// Why [`Handle::publish`] did not publish.
@@ -121,6 +142,25 @@ pub enum PublishError {
     NotStored,
     /// Too many posts from this client; one more is allowed after this.
     Limited(Duration),
+    /// A moderator muted this client; the mute ends after this.
+    Muted(Duration),
+}
+
+/// What a moderator's deletion or mute comes to.
+pub type Moderated = Result<(), Refused>;
+
+/// Why a moderator's deletion or mute was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The registry has stopped (shutting down).
+    Stopped,
+    /// No such message in history: never posted, already deleted or too old.
+    NotFound,
+    /// The message came from an earlier run of the server, whose senders' addresses
+    /// were never written down.
+    SenderUnknown,
+    /// The history file could not be written.
+    NotStored,
 }
 
 /// Limits the registry works within; see `Config` for why each has its default.
@@ -141,9 +181,9 @@ pub struct Options {
     pub store: Option<Store>,
     /// Posts per client address; `None`: no limit.
     pub post_rate: Option<Rate>,
-    /// Messages from the store, oldest first, in id order; the last one's epoch
-    /// goes on. Ids may have gaps (lines lost to damage).
-    pub restored: Vec<Message>,
+    /// Records from the store, oldest first, in id order; the last one's epoch
+    /// goes on. Ids may have gaps (lines lost to damage, deleted messages).
+    pub restored: Vec<Record>,
 }
 
 /// One open `/events` stream, as the connection that writes it sees it.
@@ -213,8 +253,30 @@ impl Handle {
             Ok(Ok(message)) => Ok(message),
             Ok(Err(NotPublished::NotStored)) => Err(PublishError::NotStored),
             Ok(Err(NotPublished::Limited(wait))) => Err(PublishError::Limited(wait)),
+            Ok(Err(NotPublished::Muted(wait))) => Err(PublishError::Muted(wait)),
             Err(_) => Err(PublishError::Stopped),
         }
+    }
+
+    /// Deletes a message for everyone; returns once the deletion is stored and on
+    /// its way.
+    pub async fn delete(&self, target: Id) -> Moderated {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = Command::Delete { target, reply };
+        self.tx.send(cmd).await.map_err(|_| Refused::Stopped)?;
+        rx.recv().await.unwrap_or(Err(Refused::Stopped))
+    }
+
+    /// Mutes the sender of a message for `time` (zero: lifts the mute).
+    pub async fn mute(&self, target: Id, time: Duration) -> Moderated {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = Command::Mute {
+            target,
+            time,
+            reply,
+        };
+        self.tx.send(cmd).await.map_err(|_| Refused::Stopped)?;
+        rx.recv().await.unwrap_or(Err(Refused::Stopped))
     }
 
     /// Ends every stream and stops the registry task.
@@ -230,22 +292,87 @@ pub fn new(options: Options) -> (Handle, impl std::future::Future<Output = ()>) 
     (Handle { tx }, registry.run(rx))
 }
 
-/// A message in the history ring, beside its frame: the frame for replays, the
-/// message for those who read it as a page.
+/// A place in the history ring, one per id.
 struct Stored {
     id: Id,
-    message: Message,
-    frame: Frame,
+    kept: Kept,
 }
 
-/// A post waiting for its turn: when it came, the draft, where the answer goes.
-type Waiting = (Instant, Draft, Sender<Published>);
+/// What a place in the ring holds.
+enum Kept {
+    /// A message with its frame: the frame for replays, the message for those who
+    /// read it as a page, the sender (not known for one restored from disk) for a
+    /// moderator's mute.
+    Message {
+        message: Message,
+        frame: Frame,
+        sender: Option<IpAddr>,
+    },
+    /// A message a moderator deleted: nothing of it is sent again.
+    Removed { sender: Option<IpAddr> },
+    /// A deletion, replayed so that pages that showed the message remove it.
+    Deletion { frame: Frame },
+}
 
-/// Messages being written to the history file, on a blocking thread; they are
+impl Stored {
+    /// What a replay sends for this place.
+    fn frame(&self) -> Option<&Frame> {
+        match &self.kept {
+            Kept::Message { frame, .. } | Kept::Deletion { frame } => Some(frame),
+            Kept::Removed { .. } => None,
+        }
+    }
+}
+
+/// A post or a deletion waiting for its turn (both are events in one id sequence):
+/// when it came, and what it is.
+struct Waiting {
+    since: Instant,
+    job: Job,
+}
+
+enum Job {
+    Post {
+        draft: Draft,
+        sender: IpAddr,
+        reply: Sender<Published>,
+    },
+    Delete {
+        target: Id,
+        reply: Sender<Moderated>,
+    },
+}
+
+/// A record that has its id, with where its outcome goes.
+struct Assigned {
+    record: Record,
+    sender: Option<IpAddr>,
+    reply: Reply,
+}
+
+enum Reply {
+    Post(Sender<Published>),
+    Delete(Sender<Moderated>),
+}
+
+impl Reply {
+    fn not_stored(&self) {
+        match self {
+            Reply::Post(reply) => {
+                let _ = reply.try_send(Err(NotPublished::NotStored));
+            }
+            Reply::Delete(reply) => {
+                let _ = reply.try_send(Err(Refused::NotStored));
+            }
+        }
+    }
+}
+
+/// Records being written to the history file, on a blocking thread; they are
 /// answered and broadcast when the write returns.
 struct Flush {
     task: smol::Task<(Store, std::io::Result<()>)>,
-    batch: Vec<(Message, Sender<Published>)>,
+    batch: Vec<Assigned>,
 }
 
 struct Registry {
@@ -269,6 +396,9 @@ struct Registry {
     flush: Option<Flush>,
     /// How fast each client may post, with `--post-rate`.
     limiter: Option<PostLimiter>,
+    /// Client addresses a moderator muted, with when each mute ends. Expired ones
+    /// are forgotten at the heartbeat.
+    muted: HashMap<IpAddr, Instant>,
     heartbeat: Frame,
     next_heartbeat: Instant,
     /// Set after a failed write, so a full disk is logged once, not per message.
@@ -294,17 +424,23 @@ impl Registry {
         let store = options.store.take();
         let mut next_n = 1;
         let mut history = VecDeque::with_capacity(options.history.min(1024));
-        for message in restored.into_iter().rev().take(options.history).rev() {
-            let Some(id) = message.parsed_id() else {
+        for record in restored.into_iter().rev().take(options.history).rev() {
+            let Ok(id) = record.id().parse::<Id>() else {
                 continue;
             };
             options.epoch = id.epoch;
             next_n = id.n + 1;
-            history.push_back(Stored {
-                id,
-                frame: message_frame(&message),
-                message,
-            });
+            let kept = match record {
+                Record::Message(message) => Kept::Message {
+                    frame: message_frame(&message),
+                    message,
+                    sender: None,
+                },
+                Record::Deletion(d) => Kept::Deletion {
+                    frame: deletion_frame(&d),
+                },
+            };
+            history.push_back(Stored { id, kept });
         }
         Registry {
             heartbeat: sse::chunk(&ping(options.heartbeat)),
@@ -313,6 +449,7 @@ impl Registry {
             store,
             flush: None,
             limiter: options.post_rate.map(PostLimiter::new),
+            muted: HashMap::new(),
             options,
             leave_tx,
             subscribers: BTreeMap::new(),
@@ -390,20 +527,36 @@ impl Registry {
                     reply,
                 }) => {
                     let now = Instant::now();
-                    match self.limiter.as_mut().map(|l| l.take(client, now)) {
-                        Some(Err(wait)) => {
-                            let _ = reply.try_send(Err(NotPublished::Limited(wait)));
+                    match self.may_post(&draft, client, now) {
+                        Err(why) => {
+                            let _ = reply.try_send(Err(why));
                         }
-                        _ => {
-                            self.waiting.push_back((now, draft, reply));
+                        Ok(()) => {
+                            let job = Job::Post {
+                                draft,
+                                sender: client,
+                                reply,
+                            };
+                            self.waiting.push_back(Waiting { since: now, job });
                             self.release_waiting();
                         }
                     }
                 }
+                Some(Command::Delete { target, reply }) => {
+                    let job = Job::Delete { target, reply };
+                    let since = Instant::now();
+                    self.waiting.push_back(Waiting { since, job });
+                    self.release_waiting();
+                }
+                Some(Command::Mute {
+                    target,
+                    time,
+                    reply,
+                }) => {
+                    let _ = reply.try_send(self.mute(target, time));
+                }
                 Some(Command::Recent { count, reply }) => {
-                    let skip = self.history.len().saturating_sub(count);
-                    let messages = self.history.iter().skip(skip).map(|s| s.message.clone());
-                    let _ = reply.try_send(messages.collect());
+                    let _ = reply.try_send(self.recent(count));
                 }
                 Some(Command::Shutdown) => break,
                 None => {}
@@ -434,6 +587,7 @@ impl Registry {
             if let Some(limiter) = &mut self.limiter {
                 limiter.forget_full(now);
             }
+            self.muted.retain(|_, until| *until > now);
         }
         if self.presence_due.is_some_and(|at| now >= at) {
             self.presence_due = None;
@@ -479,13 +633,21 @@ impl Registry {
             _ => self.history.get(first).map_or(self.next_n, |s| s.id.n),
         };
         match last_event_id.filter(|id| !id.is_empty()) {
+            // A new page needs the newest messages only: no deletion of a message it
+            // never had.
             None => {
-                let skip = self.history.len().saturating_sub(self.options.backlog);
-                self.history
+                let mut frames: Vec<Frame> = self
+                    .history
                     .iter()
-                    .skip(skip)
-                    .map(|s| s.frame.clone())
-                    .collect()
+                    .rev()
+                    .filter_map(|s| match &s.kept {
+                        Kept::Message { frame, .. } => Some(frame.clone()),
+                        _ => None,
+                    })
+                    .take(self.options.backlog)
+                    .collect();
+                frames.reverse();
+                frames
             }
             Some(id) => match id.trim().parse::<Id>() {
                 // Everything after `n` is still here: send exactly that.
@@ -496,13 +658,13 @@ impl Registry {
                     self.history
                         .iter()
                         .skip(after)
-                        .map(|s| s.frame.clone())
+                        .filter_map(|s| s.frame().cloned())
                         .collect()
                 }
                 // Unknown, from another run, or older than history: the client cannot
                 // be brought up to date piecemeal, so it starts over.
                 _ => std::iter::once(reset_frame())
-                    .chain(self.history.iter().map(|s| s.frame.clone()))
+                    .chain(self.history.iter().filter_map(|s| s.frame().cloned()))
                     .collect(),
             },
         }
@@ -510,42 +672,188 @@ impl Registry {
 
     #[cfg(test)]
     fn publish(&mut self, draft: Draft) -> Message {
-        let message = self.assign(draft);
-        let frame = self.keep(&message);
-        self.broadcast(&frame);
+        let message = self.message(draft);
+        let reply = async_channel::bounded(1).0;
+        let record = Record::Message(message.clone());
+        let sender = Some(IpAddr::from([127, 0, 0, 1]));
+        self.apply(Assigned {
+            record,
+            sender,
+            reply: Reply::Post(reply),
+        });
         message
     }
 
-    /// Gives a draft its id and time.
-    fn assign(&mut self, draft: Draft) -> Message {
-        let n = self.next_n;
-        self.next_n += 1;
-        Message {
-            id: Id {
-                epoch: self.options.epoch,
-                n,
-            }
-            .to_string(),
-            name: draft.name,
-            text: draft.text,
-            time: now_millis(),
+    /// Whether a client may post now: not muted, and within the post rate. The
+    /// moderator is never held back.
+    fn may_post(
+        &mut self,
+        draft: &Draft,
+        client: IpAddr,
+        now: Instant,
+    ) -> Result<(), NotPublished> {
+        if draft.by_mod {
+            return Ok(());
+        }
+        if let Some(until) = self.muted.get(&client).filter(|until| **until > now) {
+            return Err(NotPublished::Muted(*until - now));
+        }
+        match self.limiter.as_mut().map(|l| l.take(client, now)) {
+            Some(Err(wait)) => Err(NotPublished::Limited(wait)),
+            _ => Ok(()),
         }
     }
 
-    /// Puts a stored message in the history ring; returns its frame to broadcast.
-    fn keep(&mut self, message: &Message) -> Frame {
-        let frame = message_frame(message);
-        if let (Some(id), true) = (message.parsed_id(), self.options.history > 0) {
+    /// The next id of the sequence.
+    fn next_id(&mut self) -> Id {
+        let n = self.next_n;
+        self.next_n += 1;
+        Id {
+            epoch: self.options.epoch,
+            n,
+        }
+    }
+
+    /// Gives a draft its id and time.
+    fn message(&mut self, draft: Draft) -> Message {
+        Message {
+            id: self.next_id().to_string(),
+            name: draft.name,
+            text: draft.text,
+            time: now_millis(),
+            by_mod: draft.by_mod,
+        }
+    }
+
+    /// Where a message that can still be deleted is in the ring.
+    fn find_message(&self, target: Id) -> Option<usize> {
+        self.history
+            .iter()
+            .position(|s| s.id == target && matches!(s.kept, Kept::Message { .. }))
+    }
+
+    /// Gives a waiting post or deletion its id; `None` for a deletion of a message
+    /// that is not there (answered here) or that `batch` already deletes.
+    fn assign(&mut self, job: Job, batch: &[Assigned]) -> Option<Assigned> {
+        match job {
+            Job::Post {
+                draft,
+                sender,
+                reply,
+            } => Some(Assigned {
+                record: Record::Message(self.message(draft)),
+                sender: Some(sender),
+                reply: Reply::Post(reply),
+            }),
+            Job::Delete { target, reply } => {
+                let text = target.to_string();
+                let deleting = batch.iter().any(|a| match &a.record {
+                    Record::Deletion(d) => d.delete == text,
+                    Record::Message(_) => false,
+                });
+                if deleting || self.find_message(target).is_none() {
+                    let _ = reply.try_send(Err(Refused::NotFound));
+                    return None;
+                }
+                Some(Assigned {
+                    record: Record::Deletion(Deletion {
+                        id: self.next_id().to_string(),
+                        delete: text,
+                    }),
+                    sender: None,
+                    reply: Reply::Delete(reply),
+                })
+            }
+        }
+    }
+
+    /// Puts a stored record in the ring, answers it and sends it to everyone.
+    fn apply(&mut self, assigned: Assigned) {
+        let Assigned {
+            record,
+            sender,
+            reply,
+        } = assigned;
+        let Ok(id) = record.id().parse::<Id>() else {
+            return;
+        };
+        let (kept, frame) = match &record {
+            Record::Message(message) => {
+                let frame = message_frame(message);
+                let kept = Kept::Message {
+                    message: message.clone(),
+                    frame: frame.clone(),
+                    sender,
+                };
+                (kept, frame)
+            }
+            Record::Deletion(d) => {
+                if let Some(at) = d.delete.parse().ok().and_then(|t| self.find_message(t)) {
+                    // The text goes from memory with the frame that held it.
+                    if let Kept::Message { sender, .. } = self.history[at].kept {
+                        self.history[at].kept = Kept::Removed { sender };
+                    }
+                }
+                let frame = deletion_frame(d);
+                (
+                    Kept::Deletion {
+                        frame: frame.clone(),
+                    },
+                    frame,
+                )
+            }
+        };
+        if self.options.history > 0 {
             if self.history.len() == self.options.history {
                 self.history.pop_front();
             }
-            self.history.push_back(Stored {
-                id,
-                message: message.clone(),
-                frame: frame.clone(),
-            });
+            self.history.push_back(Stored { id, kept });
         }
-        frame
+        // Answer first: the poster's task is then queued ahead of the thousands of
+        // stream writers the broadcast wakes.
+        match (reply, record) {
+            (Reply::Post(reply), Record::Message(message)) => {
+                let _ = reply.try_send(Ok(message));
+            }
+            (Reply::Delete(reply), _) => {
+                let _ = reply.try_send(Ok(()));
+            }
+            // Not made: a post's record is its message.
+            (Reply::Post(_), Record::Deletion(_)) => {}
+        }
+        self.broadcast(&frame);
+    }
+
+    /// Mutes the sender of `target` until `time` from now, or lifts the mute.
+    fn mute(&mut self, target: Id, time: Duration) -> Moderated {
+        let stored = self.history.iter().find(|s| s.id == target);
+        let sender = match stored.map(|s| &s.kept) {
+            Some(Kept::Message { sender, .. } | Kept::Removed { sender }) => *sender,
+            Some(Kept::Deletion { .. }) | None => return Err(Refused::NotFound),
+        };
+        let sender = sender.ok_or(Refused::SenderUnknown)?;
+        if time.is_zero() {
+            self.muted.remove(&sender);
+        } else {
+            self.muted.insert(sender, Instant::now() + time);
+        }
+        Ok(())
+    }
+
+    /// The newest `count` messages, oldest first.
+    fn recent(&self, count: usize) -> Vec<Message> {
+        let mut messages: Vec<Message> = self
+            .history
+            .iter()
+            .rev()
+            .filter_map(|s| match &s.kept {
+                Kept::Message { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .take(count)
+            .collect();
+        messages.reverse();
+        messages
     }
 
     /// Publishes held-back posts while the streams keep up.
@@ -572,23 +880,21 @@ impl Registry {
             let overdue = self
                 .waiting
                 .front()
-                .is_some_and(|(since, _, _)| since.elapsed() >= MAX_HOLD);
+                .is_some_and(|w| w.since.elapsed() >= MAX_HOLD);
             if self.congested && !overdue {
                 break;
             }
-            let Some((_, draft, reply)) = self.waiting.pop_front() else {
+            let Some(waiting) = self.waiting.pop_front() else {
                 break;
             };
-            let message = self.assign(draft);
-            if self.store.is_some() {
-                batch.push((message, reply));
+            let Some(assigned) = self.assign(waiting.job, &batch) else {
                 continue;
+            };
+            if self.store.is_some() {
+                batch.push(assigned);
+            } else {
+                self.apply(assigned);
             }
-            let frame = self.keep(&message);
-            // Answer first: the poster's task is then queued ahead of the
-            // thousands of stream writers the broadcast wakes.
-            let _ = reply.try_send(Ok(message));
-            self.broadcast(&frame);
         }
         if batch.is_empty() {
             return;
@@ -596,23 +902,18 @@ impl Registry {
         let Some(mut store) = self.store.take() else {
             return;
         };
-        let messages: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
+        let records: Vec<Record> = batch.iter().map(|a| a.record.clone()).collect();
         let task = smol::unblock(move || {
-            let result = store.append(&messages);
+            let result = store.append(&records);
             (store, result)
         });
         self.flush = Some(Flush { task, batch });
     }
 
-    /// A write to the history file returned. Written: every post in it is answered
-    /// and sent, in order. Not written: none is sent, each poster is told, and the
-    /// ids are given out again (no one has seen them).
-    fn flushed(
-        &mut self,
-        store: Store,
-        result: std::io::Result<()>,
-        batch: Vec<(Message, Sender<Published>)>,
-    ) {
+    /// A write to the history file returned. Written: every record in it is
+    /// answered and sent, in order. Not written: none is sent, each poster is told,
+    /// and the ids are given out again (no one has seen them).
+    fn flushed(&mut self, store: Store, result: std::io::Result<()>, batch: Vec<Assigned>) {
         self.store = Some(store);
         match result {
             Ok(()) => {
@@ -620,10 +921,8 @@ impl Registry {
                     crate::info!("history file writable again; posts are taken again");
                     self.store_failing = false;
                 }
-                for (message, reply) in batch {
-                    let frame = self.keep(&message);
-                    let _ = reply.try_send(Ok(message));
-                    self.broadcast(&frame);
+                for assigned in batch {
+                    self.apply(assigned);
                 }
             }
             Err(e) => {
@@ -633,11 +932,13 @@ impl Registry {
                     );
                     self.store_failing = true;
                 }
-                if let Some(n) = batch.first().and_then(|(m, _)| m.parsed_id()) {
-                    self.next_n = n.n;
+                if let Some(first) = batch.first() {
+                    if let Ok(id) = first.record.id().parse::<Id>() {
+                        self.next_n = id.n;
+                    }
                 }
-                for (_, reply) in batch {
-                    let _ = reply.try_send(Err(NotPublished::NotStored));
+                for assigned in batch {
+                    assigned.reply.not_stored();
                 }
             }
         }
@@ -703,6 +1004,14 @@ fn message_frame(message: &Message) -> Frame {
     sse::chunk(&sse::event(Some(&message.id), None, &message.to_json()))
 }
 
+fn deletion_frame(deletion: &Deletion) -> Frame {
+    sse::chunk(&sse::event(
+        Some(&deletion.id),
+        Some("delete"),
+        &deletion.event_json(),
+    ))
+}
+
 /// The heartbeat: a comment for proxies and curl, and an `event: ping` carrying the
 /// interval in milliseconds, because a page cannot see comments and must know when
 /// silence means a dead connection.
@@ -739,21 +1048,38 @@ pub fn now_millis() -> u64 {
 mod tests {
     use super::*;
 
+    fn options(history: usize, backlog: usize) -> Options {
+        Options {
+            history,
+            backlog,
+            queue: 4,
+            heartbeat: Duration::from_secs(60),
+            epoch: 77,
+            store: None,
+            post_rate: None,
+            restored: Vec::new(),
+        }
+    }
+
     fn registry(history: usize, backlog: usize) -> Registry {
         let (tx, _rx) = async_channel::unbounded();
-        Registry::new(
-            Options {
-                history,
-                backlog,
-                queue: 4,
-                heartbeat: Duration::from_secs(60),
-                epoch: 77,
-                store: None,
-                post_rate: None,
-                restored: Vec::new(),
-            },
-            tx,
-        )
+        Registry::new(options(history, backlog), tx)
+    }
+
+    /// The ids (or event names) of what a stream was sent, as its socket would
+    /// have been written.
+    fn written(sub: &Subscription) -> Vec<String> {
+        let mut out = Vec::new();
+        sub.frames.write_to(&mut out).unwrap();
+        let mut frames = Vec::new();
+        let mut rest = &out[..];
+        while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+            let len = std::str::from_utf8(&rest[..at]).unwrap();
+            let end = at + 2 + usize::from_str_radix(len, 16).unwrap() + 2;
+            frames.push(Frame::from(&rest[..end]));
+            rest = &rest[end..];
+        }
+        ids(&frames)
     }
 
     fn ids(frames: &[Frame]) -> Vec<String> {
@@ -776,11 +1102,35 @@ mod tests {
         }
     }
 
+    const POSTER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    fn waiting(since: Instant, text: &str, reply: Sender<Published>) -> Waiting {
+        let draft = Draft::new("a", text).unwrap();
+        let job = Job::Post {
+            draft,
+            sender: POSTER,
+            reply,
+        };
+        Waiting { since, job }
+    }
+
     /// Queues a post as the run loop does; returns what the poster is answered.
     fn offer(r: &mut Registry, text: &str) -> Receiver<Published> {
         let (reply, answer) = async_channel::bounded(1);
-        r.waiting
-            .push_back((Instant::now(), Draft::new("a", text).unwrap(), reply));
+        r.waiting.push_back(waiting(Instant::now(), text, reply));
+        r.release_waiting();
+        answer
+    }
+
+    /// Queues a deletion as the run loop does; returns its outcome.
+    fn delete(r: &mut Registry, target: &str) -> Receiver<Moderated> {
+        let (reply, answer) = async_channel::bounded(1);
+        let job = Job::Delete {
+            target: target.parse().unwrap(),
+            reply,
+        };
+        let since = Instant::now();
+        r.waiting.push_back(Waiting { since, job });
         r.release_waiting();
         answer
     }
@@ -823,8 +1173,7 @@ mod tests {
         assert!(r.congested);
         let (reply, answer) = async_channel::bounded(1);
         let long_ago = Instant::now() - MAX_HOLD;
-        r.waiting
-            .push_back((long_ago, Draft::new("a", "overdue").unwrap(), reply));
+        r.waiting.push_back(waiting(long_ago, "overdue", reply));
         r.release_waiting();
         assert_eq!(answer.try_recv().unwrap().unwrap().text, "overdue");
         drop((few, many));
@@ -844,7 +1193,7 @@ mod tests {
         assert!(!r.writes_directly(), "more posts are already waiting");
         r.commands_waiting = 0;
         r.waiting
-            .push_back((Instant::now(), Draft::new("a", "b").unwrap(), offer_reply()));
+            .push_back(waiting(Instant::now(), "b", offer_reply()));
         assert!(!r.writes_directly(), "posts are held back");
     }
 
@@ -860,13 +1209,14 @@ mod tests {
         }
     }
 
-    fn message(id: &str) -> Message {
-        Message {
+    fn message(id: &str) -> Record {
+        Record::Message(Message {
             id: id.into(),
             name: "a".into(),
             text: id.into(),
             time: 1,
-        }
+            by_mod: false,
+        })
     }
 
     #[test]
@@ -932,7 +1282,13 @@ mod tests {
         assert_eq!(again.try_recv().unwrap().unwrap().id, "77-2");
         sub.frames.write_to(std::io::sink()).unwrap();
         let (_, on_disk) = Store::open(&dir, 100).unwrap();
-        let texts: Vec<&str> = on_disk.iter().map(|m| m.text.as_str()).collect();
+        let texts: Vec<&str> = on_disk
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => Some(m.text.as_str()),
+                Record::Deletion(_) => None,
+            })
+            .collect();
         assert_eq!(texts, ["one", "four"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -949,6 +1305,125 @@ mod tests {
             .map(|a| a.try_recv().unwrap().unwrap().id)
             .collect();
         assert_eq!(ids, ["77-1", "77-2", "77-3", "77-4", "77-5", "77-6"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_deletion_takes_the_next_id_and_the_message_leaves_every_replay() {
+        let mut r = registry(10, 10);
+        let sub = r.join(None);
+        post(&mut r, 3);
+        assert_eq!(delete(&mut r, "77-2").try_recv().unwrap(), Ok(()));
+        // Live: the deletion, in the sequence, after the three messages.
+        assert_eq!(written(&sub), ["77-1", "77-2", "77-3", "delete"]);
+        assert_eq!(ids(&r.replay_after(Some("77-1"))), ["77-3", "delete"]);
+        assert_eq!(ids(&r.replay_after(Some("77-3"))), ["delete"]);
+        assert_eq!(ids(&r.replay_after(Some("77-4"))), Vec::<String>::new());
+        assert_eq!(ids(&r.replay_after(None)), ["77-1", "77-3"], "a new page");
+        let texts: Vec<String> = r.recent(10).into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["m0", "m2"]);
+        post(&mut r, 1);
+        assert_eq!(ids(&r.replay_after(Some("77-4"))), ["77-5"]);
+        // Twice, unknown, or a deletion itself: nothing to delete.
+        for target in ["77-2", "77-9", "77-4", "76-1"] {
+            let refused = delete(&mut r, target).try_recv().unwrap();
+            assert_eq!(refused, Err(Refused::NotFound), "{target}");
+        }
+        assert_eq!(r.next_n, 6, "a refused deletion takes no id");
+    }
+
+    #[test]
+    fn the_backlog_of_a_new_page_counts_messages_only() {
+        let mut r = registry(10, 2);
+        post(&mut r, 3);
+        delete(&mut r, "77-3").try_recv().unwrap().unwrap();
+        assert_eq!(ids(&r.replay_after(None)), ["77-1", "77-2"]);
+    }
+
+    #[test]
+    fn a_muted_sender_cannot_post_until_the_mute_ends_and_the_host_always_can() {
+        let mut r = registry(10, 10);
+        r.limiter = Some(PostLimiter::new(Rate {
+            burst: 1,
+            every: Duration::from_secs(3600),
+        }));
+        let first = offer(&mut r, "spam").try_recv().unwrap().unwrap();
+        let id: Id = first.id.parse().unwrap();
+        assert_eq!(r.mute(id, Duration::from_secs(600)), Ok(()));
+        let now = Instant::now();
+        let draft = Draft::new("a", "more").unwrap();
+        match r.may_post(&draft, POSTER, now) {
+            Err(NotPublished::Muted(wait)) => assert!(wait > Duration::from_secs(590)),
+            other => panic!("{other:?}"),
+        }
+        let other = IpAddr::from([127, 0, 0, 3]);
+        assert_eq!(r.may_post(&draft, other, now), Ok(()));
+        let host = Draft {
+            by_mod: true,
+            ..draft.clone()
+        };
+        // Muted and over the rate: the host's own posts still go.
+        assert_eq!(r.may_post(&host, POSTER, now), Ok(()));
+        // A deleted message's sender can still be muted; zero lifts the mute.
+        delete(&mut r, &first.id).try_recv().unwrap().unwrap();
+        assert_eq!(r.mute(id, Duration::ZERO), Ok(()));
+        assert_eq!(r.may_post(&draft, POSTER, now), Ok(()), "unmuted");
+        assert!(
+            matches!(
+                r.may_post(&draft, POSTER, now),
+                Err(NotPublished::Limited(_))
+            ),
+            "the rate still counts"
+        );
+        // Mutes are forgotten once over.
+        r.mute(id, Duration::from_millis(1)).unwrap();
+        r.next_heartbeat = now;
+        r.on_time(now + Duration::from_secs(1));
+        assert!(r.muted.is_empty());
+        // Restored from disk: the sender is not known.
+        let (tx, _rx) = async_channel::unbounded();
+        let mut restored = Registry::new(
+            Options {
+                restored: vec![message("3-1")],
+                ..options(10, 10)
+            },
+            tx,
+        );
+        let id = "3-1".parse().unwrap();
+        assert_eq!(restored.mute(id, MINUTE), Err(Refused::SenderUnknown));
+        assert_eq!(
+            restored.mute("3-2".parse().unwrap(), MINUTE),
+            Err(Refused::NotFound)
+        );
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_deletion_waits_for_the_disk_and_after_a_failed_write_nothing_is_deleted() {
+        let (mut r, dir) = with_store("deletion");
+        let sub = r.join(None);
+        offer(&mut r, "one");
+        settle(&mut r);
+        r.store.as_mut().unwrap().fail_writes = true;
+        let refused = delete(&mut r, "77-1");
+        settle(&mut r);
+        assert_eq!(refused.try_recv().unwrap(), Err(Refused::NotStored));
+        assert_eq!(ids(&r.replay_after(None)), ["77-1"], "still there");
+        r.store.as_mut().unwrap().fail_writes = false;
+        let done = delete(&mut r, "77-1");
+        let twice = delete(&mut r, "77-1"); // waits for the write under way
+        settle(&mut r);
+        assert_eq!(done.try_recv().unwrap(), Ok(()));
+        assert_eq!(twice.try_recv().unwrap(), Err(Refused::NotFound));
+        assert_eq!(written(&sub), ["77-1", "delete"]);
+        let (_, on_disk) = Store::open(&dir, 100).unwrap();
+        let on_disk: Vec<&str> = on_disk.iter().map(Record::id).collect();
+        assert_eq!(
+            on_disk,
+            ["77-2"],
+            "the deletion, the same id it was sent with"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -13,9 +13,9 @@ use std::net::IpAddr;
 
 use crate::config::Config;
 pub use crate::error::Error;
-use crate::message::Draft;
+use crate::message::{Draft, Id};
 use crate::registry::Handle;
-use crate::registry::{PublishError, Subscription};
+use crate::registry::{PublishError, Refused, Subscription};
 
 /// What the connection does next.
 #[derive(Debug)]
@@ -34,12 +34,14 @@ pub enum Reply {
 pub async fn handle(req: Request, client: IpAddr, config: &Config, registry: &Handle) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
-    if let Some(key) = &config.key {
-        match check_key(&req, &path, key) {
-            Ok(Access::Granted) => {}
-            Ok(Access::Remember) => return Reply::Response(Box::new(remember_key(key))),
-            Err(e) => return Reply::Response(Box::new(e.into_response())),
-        }
+    match access(&req, &path, config) {
+        Ok(None) => {}
+        Ok(Some(remember)) => return Reply::Response(Box::new(remember)),
+        Err(e) => return Reply::Response(Box::new(e.into_response())),
+    }
+    if let Some(rest) = path.strip_prefix("/message/") {
+        let result = moderate(req, rest, config, registry).await;
+        return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
     }
     let result = match (path.as_str(), method) {
         ("/events", Method::Get) => return events(&req, registry).await,
@@ -91,28 +93,15 @@ async fn post_message(
     if req.len().is_some_and(|len| len > limit) {
         return Err(Error::TooLarge);
     }
-    let mut body = Vec::new();
-    let read = async {
-        req.take_body()
-            .take(limit as u64 + 1)
-            .read_to_end(&mut body)
-            .await
-            .map_err(|_| Error::BadRequest("the request body could not be read"))
-    };
-    let timeout = async {
-        Timer::after(config.body_timeout).await;
-        Err(Error::Timeout)
-    };
-    read.or(timeout).await?;
-    if body.len() > limit {
-        return Err(Error::TooLarge);
-    }
-    let draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
+    let body = read_body(&mut req, limit, config).await?;
+    let mut draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
+    draft.by_mod = is_moderator(&req, config);
     let message = registry.publish(draft, client).await.map_err(|e| match e {
         PublishError::Stopped => Error::Unavailable,
         PublishError::NotStored => Error::NotStored,
         // Rounded up: a client that waits what it is told is let through.
         PublishError::Limited(wait) => Error::TooManyRequests(wait.as_secs() + 1),
+        PublishError::Muted(wait) => Error::Muted(wait.as_secs().div_ceil(60).max(1)),
     })?;
 
     let wants_json = req
@@ -133,6 +122,107 @@ async fn post_message(
     }
 }
 
+/// How long a mute lasts when the moderator does not say.
+const MUTE_MINUTES: u64 = 10;
+/// The longest mute: a day; a longer one is better done with `--key`.
+const MUTE_MAX_MINUTES: u64 = 24 * 60;
+/// A mute's form body is one small field.
+const MUTE_BODY_BYTES: usize = 64;
+
+/// A moderator's action on one message: `DELETE /message/<id>` removes it for
+/// everyone; `POST /message/<id>/mute` (form field `minutes`, default 10, 0 lifts
+/// the mute) stops its sender's posts for a while.
+async fn moderate(
+    mut req: Request,
+    rest: &str,
+    config: &Config,
+    registry: &Handle,
+) -> Result<Response, Error> {
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    match (action, req.method()) {
+        (None, Method::Delete) | (Some("mute"), Method::Post) => {}
+        (None, _) => return Err(Error::MethodNotAllowed("DELETE")),
+        (Some("mute"), _) => return Err(Error::MethodNotAllowed("POST")),
+        (Some(_), _) => return Err(Error::NotFound),
+    }
+    if !is_moderator(&req, config) {
+        return Err(Error::Forbidden(
+            "only the host can do this: open the moderator link printed where lanchat runs",
+        ));
+    }
+    same_origin(&req)?;
+    let target: Id = id.parse().map_err(|_| Error::NoSuchMessage)?;
+    let done = if action.is_none() {
+        let done = registry.delete(target).await;
+        if done.is_ok() {
+            // Not the address: who posted it stays unknown to the log too.
+            crate::info!("the host deleted message {target}");
+        }
+        done
+    } else {
+        let minutes = mute_minutes(&mut req, config).await?;
+        let done = registry
+            .mute(target, std::time::Duration::from_secs(minutes * 60))
+            .await;
+        if done.is_ok() {
+            crate::info!("the host muted the sender of {target} for {minutes} minutes");
+        }
+        done
+    };
+    done.map_err(|e| match e {
+        Refused::Stopped => Error::Unavailable,
+        Refused::NotStored => Error::NotStored,
+        Refused::NotFound => Error::NoSuchMessage,
+        Refused::SenderUnknown => Error::SenderUnknown,
+    })?;
+    let mut res = Response::new(StatusCode::NoContent);
+    res.insert_header("cache-control", "no-store");
+    Ok(res)
+}
+
+/// The body, up to `limit` bytes, within `--body-timeout`.
+async fn read_body(req: &mut Request, limit: usize, config: &Config) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    let read = async {
+        req.take_body()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|_| Error::BadRequest("the request body could not be read"))
+    };
+    let timeout = async {
+        Timer::after(config.body_timeout).await;
+        Err(Error::Timeout)
+    };
+    read.or(timeout).await?;
+    if body.len() > limit {
+        return Err(Error::TooLarge);
+    }
+    Ok(body)
+}
+
+/// The `minutes` of a mute's form body, if it has one.
+async fn mute_minutes(req: &mut Request, config: &Config) -> Result<u64, Error> {
+    let body = read_body(req, MUTE_BODY_BYTES, config).await?;
+    // A number needs no decoding: anything else in it is refused.
+    let given = body
+        .split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"minutes="));
+    match given {
+        None => Ok(MUTE_MINUTES),
+        Some(v) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|m| *m <= MUTE_MAX_MINUTES)
+            .ok_or(Error::BadRequest(
+                "minutes must be a whole number from 0 (lifts the mute) to 1440",
+            )),
+    }
+}
+
 /// How many messages the page without JavaScript shows.
 const RECENT: usize = 50;
 
@@ -150,6 +240,9 @@ async fn recent(registry: &Handle) -> Response {
     for m in registry.recent(RECENT).await {
         html.push_str("<li class=\"msg\"><div class=\"meta\"><span class=\"who\">");
         escape_into(&mut html, &m.name);
+        if m.by_mod {
+            html.push_str("</span><span class=\"host\">host");
+        }
         html.push_str("</span></div><div class=\"text\">");
         escape_into(&mut html, &m.text);
         html.push_str("</div></li>");
@@ -237,6 +330,85 @@ fn asset(req: &Request, path: &str) -> Result<Response, Error> {
 
 /// The cookie that holds the access key once a page was opened with it.
 const KEY_COOKIE: &str = "lanchat_key";
+/// The cookie that holds the moderator key, scripts cannot read it.
+const MOD_COOKIE: &str = "lanchat_mod";
+/// Tells the page's script to show the moderator's actions. It grants nothing:
+/// every action checks [`MOD_COOKIE`].
+const MOD_MARK_COOKIE: &str = "lanchat_moderator";
+/// How long a browser remembers a key: a year.
+const COOKIE_MAX_AGE: &str = "Max-Age=31536000";
+
+/// Whether a request may go on: `Ok(None)` when it may, `Ok(Some(redirect))` for a
+/// page opened with `?key=` or `?mod=`, whose keys go into cookies.
+fn access(req: &Request, path: &str, config: &Config) -> Result<Option<Response>, Error> {
+    let page = matches!(path, "/" | "/index.html" | "/recent");
+    let mut cookies = Vec::new();
+    if let (true, Some(given)) = (page, query(req, "mod")) {
+        let Some(mod_key) = &config.mod_key else {
+            return Err(Error::Forbidden(
+                "this chat has no moderator: start lanchat with --mod-key",
+            ));
+        };
+        if !same_secret(given.as_bytes(), mod_key.as_bytes()) {
+            return Err(Error::Forbidden("this is not the moderator key"));
+        }
+        cookies.push(format!(
+            "{MOD_COOKIE}={mod_key}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
+        ));
+        cookies.push(format!(
+            "{MOD_MARK_COOKIE}=1; Path=/; SameSite=Strict; {COOKIE_MAX_AGE}"
+        ));
+    }
+    if let Some(key) = &config.key {
+        if check_key(req, path, key)? == Access::Remember {
+            cookies.push(format!(
+                "{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
+            ));
+        }
+    }
+    if cookies.is_empty() {
+        return Ok(None);
+    }
+    // Keys go into cookies scripts cannot read and other sites cannot send, and
+    // out of the address bar (and so out of shared screenshots).
+    let mut res = Response::new(StatusCode::SeeOther);
+    res.insert_header("location", "/");
+    res.insert_header("cache-control", "no-store");
+    for cookie in cookies {
+        res.append_header("set-cookie", cookie);
+    }
+    Ok(Some(res))
+}
+
+/// Whether the request comes from the moderator: the moderator key in its cookie,
+/// or in `?mod=` (for scripts).
+fn is_moderator(req: &Request, config: &Config) -> bool {
+    let Some(mod_key) = &config.mod_key else {
+        return false;
+    };
+    let given = query(req, "mod").or_else(|| cookie(req, MOD_COOKIE));
+    given.is_some_and(|k| same_secret(k.as_bytes(), mod_key.as_bytes()))
+}
+
+/// The first value of a query parameter.
+fn query(req: &Request, name: &str) -> Option<String> {
+    req.url()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The value of a cookie.
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.header("cookie").and_then(|values| {
+        values.iter().find_map(|v| {
+            v.as_str().split(';').find_map(|pair| {
+                let (n, value) = pair.trim().split_once('=')?;
+                (n == name).then(|| value.to_string())
+            })
+        })
+    })
+}
 
 /// What an access check lets a request do.
 #[derive(Debug, PartialEq, Eq)]
@@ -259,19 +431,8 @@ fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
     if !page && !matches!(path, "/events" | "/message") {
         return Ok(Access::Granted);
     }
-    let in_query = req
-        .url()
-        .query_pairs()
-        .find(|(k, _)| k == "key")
-        .map(|(_, v)| v.into_owned());
-    let in_cookie = req.header("cookie").and_then(|values| {
-        values.iter().find_map(|v| {
-            v.as_str().split(';').find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                (name == KEY_COOKIE).then(|| value.to_string())
-            })
-        })
-    });
+    let in_query = query(req, "key");
+    let in_cookie = cookie(req, KEY_COOKIE);
     let by_query = in_query.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
     let by_cookie = in_cookie.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
     match (by_query, by_cookie, page) {
@@ -280,19 +441,6 @@ fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
         (false, false, true) => Err(Error::Locked),
         (false, false, false) => Err(Error::Unauthorized),
     }
-}
-
-/// Keeps the key in a cookie scripts cannot read and other sites cannot send, and
-/// takes it out of the address bar (and so out of shared screenshots).
-fn remember_key(key: &str) -> Response {
-    let mut res = Response::new(StatusCode::SeeOther);
-    res.insert_header("location", "/");
-    res.insert_header("cache-control", "no-store");
-    res.insert_header(
-        "set-cookie",
-        format!("{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"),
-    );
-    res
 }
 
 /// Compares a presented key with the real one in time that does not depend on

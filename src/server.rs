@@ -21,7 +21,7 @@ use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use crate::conn::{self, Shared};
-use crate::message::Message;
+use crate::message::Record;
 use crate::outbox::Socket;
 use crate::registry;
 use crate::sse::{self, Frame};
@@ -121,7 +121,7 @@ pub async fn serve(
 }
 
 /// The history to start with and the store to keep it in, with `--data-dir`.
-fn open_history(config: &Config) -> io::Result<(Option<Store>, Vec<Message>)> {
+fn open_history(config: &Config) -> io::Result<(Option<Store>, Vec<Record>)> {
     let Some(dir) = &config.data_dir else {
         return Ok((None, Vec::new()));
     };
@@ -133,7 +133,10 @@ fn open_history(config: &Config) -> io::Result<(Option<Store>, Vec<Message>)> {
     })?;
     crate::info!(
         "history: {} messages restored from {}",
-        restored.len(),
+        restored
+            .iter()
+            .filter(|r| matches!(r, Record::Message(_)))
+            .count(),
         dir.join(crate::store::FILE_NAME).display()
     );
     Ok((Some(store), restored))

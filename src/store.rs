@@ -1,7 +1,7 @@
-//! History on disk, for `--data-dir`: `history.jsonl` holds one message as JSON per
-//! line, so that after a restart (or a power cut) the history is loaded again and
-//! ids go on from the last one. A phone that reconnects with its last id after the
-//! Pi rebooted then loses nothing.
+//! History on disk, for `--data-dir`: `history.jsonl` holds one [`Record`] as JSON
+//! per line (a message, or a moderator's deletion of one), so that after a restart
+//! (or a power cut) the history is loaded again and ids go on from the last one. A
+//! phone that reconnects with its last id after the Pi rebooted then loses nothing.
 //!
 //! Invariants:
 //! - A message is acknowledged only after its line is on the device: [`Store::append`]
@@ -14,9 +14,13 @@
 //!   Compaction writes a temporary file, flushes it and renames it over the old one,
 //!   so a crash leaves one or the other; when it cannot write (a full disk) the old
 //!   file stays and compaction is tried again later.
-//! - Loading keeps every line that reads as a message, in id order, each id once; a
+//! - Loading keeps every line that reads as a record, in id order, each id once; a
 //!   line that does not read is skipped and its number reported. A file with content
-//!   but no message at all is moved aside, never deleted.
+//!   but no record at all is moved aside, never deleted.
+//! - A deleted message never loads again: loading drops every message a deletion
+//!   names, and a batch with a deletion in it is followed at once by a compaction,
+//!   so that the text is gone from the file when the deletion is acknowledged (or,
+//!   on a full disk, at the first compaction that can write).
 //! - Only the registry uses a [`Store`], one call at a time (from a blocking thread).
 
 use std::collections::HashMap;
@@ -24,7 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::message::{Id, Message};
+use crate::message::{Id, Record};
 
 /// The file inside the data directory.
 pub const FILE_NAME: &str = "history.jsonl";
@@ -65,21 +69,22 @@ pub struct Store {
 /// What a history file held.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
-    /// The newest `keep` messages, oldest first, each id once.
-    pub messages: Vec<Message>,
-    /// Numbers (from 1) of the lines that did not read as a message, blank lines
+    /// The newest `keep` records, oldest first, each id once, with no message that
+    /// a deletion names.
+    pub records: Vec<Record>,
+    /// Numbers (from 1) of the lines that did not read as a record, blank lines
     /// aside.
     pub skipped: Vec<usize>,
     /// Lines in the file, a last line without its line break included.
     pub lines: usize,
-    /// Messages that read, before `keep` cut them (duplicates counted once).
+    /// Records that read, before `keep` cut them (duplicates counted once).
     pub valid: usize,
 }
 
 impl Store {
-    /// Opens (creating) `dir/history.jsonl` and returns the messages to start with.
+    /// Opens (creating) `dir/history.jsonl` and returns the records to start with.
     /// Writes nothing that needs free space: on a full disk it starts all the same.
-    pub fn open(dir: &Path, keep: usize) -> io::Result<(Store, Vec<Message>)> {
+    pub fn open(dir: &Path, keep: usize) -> io::Result<(Store, Vec<Record>)> {
         fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
         match fs::remove_file(dir.join(TMP_NAME)) {
@@ -108,7 +113,7 @@ impl Store {
             let aside = dir.join(format!("{FILE_NAME}.unreadable-{now}"));
             fs::rename(&path, &aside)?;
             crate::warn!(
-                "{} holds no message that can be read; moved to {} and started afresh",
+                "{} holds no record that can be read; moved to {} and started afresh",
                 path.display(),
                 aside.display()
             );
@@ -139,7 +144,7 @@ impl Store {
         };
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            if serde_json::from_slice::<Message>(&bytes[start..]).is_ok() {
+            if serde_json::from_slice::<Record>(&bytes[start..]).is_ok() {
                 store.newline_first = true;
             } else {
                 // A line torn by a power cut: cut it off, so appends start clean.
@@ -152,12 +157,12 @@ impl Store {
         if store.lines >= store.compact_at {
             store.compact();
         }
-        Ok((store, loaded.messages))
+        Ok((store, loaded.records))
     }
 
-    /// Writes `messages`, one line each, and flushes them to the device. On an error
+    /// Writes `records`, one line each, and flushes them to the device. On an error
     /// none of them is in the file.
-    pub fn append(&mut self, messages: &[Message]) -> io::Result<()> {
+    pub fn append(&mut self, records: &[Record]) -> io::Result<()> {
         if self.cut_pending {
             self.file.set_len(self.len)?;
             self.cut_pending = false;
@@ -166,8 +171,8 @@ impl Store {
         if self.newline_first {
             text.push('\n');
         }
-        for m in messages {
-            text.push_str(&m.to_json());
+        for r in records {
+            text.push_str(&r.to_json());
             text.push('\n');
         }
         if let Err(e) = self.write_and_flush(text.as_bytes()) {
@@ -180,8 +185,9 @@ impl Store {
         }
         self.newline_first = false;
         self.len += text.len() as u64;
-        self.lines += messages.len();
-        if self.lines >= self.compact_at {
+        self.lines += records.len();
+        let deletes = records.iter().any(|r| matches!(r, Record::Deletion(_)));
+        if deletes || self.lines >= self.compact_at {
             self.compact();
         }
         Ok(())
@@ -201,8 +207,9 @@ impl Store {
         self.file.sync_data()
     }
 
-    /// Rewrites the file with its newest `keep` messages. Failing (a full disk), it
-    /// leaves the file as it is and tries again after another `keep` lines.
+    /// Rewrites the file with its newest `keep` records, less the deleted messages.
+    /// Failing (a full disk), it leaves the file as it is and tries again after
+    /// another `keep` lines.
     fn compact(&mut self) {
         match self.rewrite() {
             Ok(()) => {
@@ -229,8 +236,8 @@ impl Store {
     fn rewrite(&mut self) -> io::Result<()> {
         let loaded = load(&fs::read(&self.path)?, self.keep);
         let mut text = String::new();
-        for m in &loaded.messages {
-            text.push_str(&m.to_json());
+        for r in &loaded.records {
+            text.push_str(&r.to_json());
             text.push('\n');
         }
         let tmp = self.path.with_file_name(TMP_NAME);
@@ -246,22 +253,24 @@ impl Store {
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.len = text.len() as u64;
-        self.lines = loaded.messages.len();
+        self.lines = loaded.records.len();
         self.newline_first = false;
         self.cut_pending = false;
         Ok(())
     }
 }
 
-/// Reads a history file: every line that is a message, each id once, in id order,
-/// then the newest `keep`. Of several epochs (runs), the one on the file's last line
-/// is the one that goes on; the others come before it, in the order of their last
-/// lines, so that one stray line from elsewhere cannot take over.
+/// Reads a history file: every line that is a record, each id once, in id order,
+/// without the messages deletions name, then the newest `keep`. Of several epochs
+/// (runs), the one on the file's last line is the one that goes on; the others come
+/// before it, in the order of their last lines, so that one stray line from
+/// elsewhere cannot take over.
 pub fn load(bytes: &[u8], keep: usize) -> Loaded {
     let mut loaded = Loaded::default();
     // The line on which each epoch last appears. A file normally holds one.
     let mut epochs: HashMap<u64, usize> = HashMap::new();
-    let mut found: Vec<(Id, Message)> = Vec::new();
+    let mut found: Vec<(Id, Record)> = Vec::new();
+    let mut deleted: std::collections::HashSet<Id> = std::collections::HashSet::new();
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if !bytes.is_empty() {
         for (i, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -269,15 +278,18 @@ pub fn load(bytes: &[u8], keep: usize) -> Loaded {
             if line.trim_ascii().is_empty() {
                 continue;
             }
-            let read = serde_json::from_slice::<Message>(line)
+            let read = serde_json::from_slice::<Record>(line)
                 .ok()
-                .and_then(|m| Some((m.parsed_id()?, m)))
+                .and_then(|r| Some((r.id().parse::<Id>().ok()?, r)))
                 // An edited or corrupt file must not make the next id overflow.
                 .filter(|(id, _)| id.n < u64::MAX / 2);
             match read {
-                Some((id, m)) => {
+                Some((id, r)) => {
+                    if let Record::Deletion(d) = &r {
+                        deleted.extend(d.delete.parse::<Id>());
+                    }
                     epochs.insert(id.epoch, i);
-                    found.push((id, m));
+                    found.push((id, r));
                 }
                 None => loaded.skipped.push(i + 1),
             }
@@ -286,9 +298,10 @@ pub fn load(bytes: &[u8], keep: usize) -> Loaded {
     // Stable: of two lines with one id, the first stays.
     found.sort_by_key(|(id, _)| (epochs.get(&id.epoch).copied(), id.n));
     found.dedup_by_key(|(id, _)| *id);
+    found.retain(|(id, r)| !(matches!(r, Record::Message(_)) && deleted.contains(id)));
     loaded.valid = found.len();
     let skip = found.len().saturating_sub(keep);
-    loaded.messages = found.into_iter().skip(skip).map(|(_, m)| m).collect();
+    loaded.records = found.into_iter().skip(skip).map(|(_, r)| r).collect();
     loaded
 }
 
@@ -310,24 +323,34 @@ fn listed(numbers: &[usize]) -> String {
 mod tests {
     use super::*;
 
-    fn msg(epoch: u64, n: u64) -> Message {
-        Message {
+    use crate::message::{Deletion, Message};
+
+    fn msg(epoch: u64, n: u64) -> Record {
+        Record::Message(Message {
             id: format!("{epoch}-{n}"),
             name: "a".into(),
             text: format!("m{n}"),
             time: n,
-        }
+            by_mod: false,
+        })
     }
 
-    fn lines(messages: &[Message]) -> Vec<u8> {
-        messages
+    fn deletion(epoch: u64, n: u64, of: u64) -> Record {
+        Record::Deletion(Deletion {
+            id: format!("{epoch}-{n}"),
+            delete: format!("{epoch}-{of}"),
+        })
+    }
+
+    fn lines(records: &[Record]) -> Vec<u8> {
+        records
             .iter()
-            .flat_map(|m| (m.to_json() + "\n").into_bytes())
+            .flat_map(|r| (r.to_json() + "\n").into_bytes())
             .collect()
     }
 
-    fn ids(messages: &[Message]) -> Vec<&str> {
-        messages.iter().map(|m| m.id.as_str()).collect()
+    fn ids(records: &[Record]) -> Vec<&str> {
+        records.iter().map(Record::id).collect()
     }
 
     struct TempDir(PathBuf);
@@ -353,14 +376,14 @@ mod tests {
 
     #[test]
     fn keeps_the_newest() {
-        let all: Vec<Message> = (1..=5).map(|n| msg(9, n)).collect();
-        assert_eq!(ids(&load(&lines(&all), 3).messages), ["9-3", "9-4", "9-5"]);
-        assert_eq!(load(&lines(&all), 10).messages.len(), 5);
+        let all: Vec<Record> = (1..=5).map(|n| msg(9, n)).collect();
+        assert_eq!(ids(&load(&lines(&all), 3).records), ["9-3", "9-4", "9-5"]);
+        assert_eq!(load(&lines(&all), 10).records.len(), 5);
     }
 
     #[test]
     fn a_damaged_line_costs_only_itself_and_is_reported() {
-        let all: Vec<Message> = (1..=100).map(|n| msg(9, n)).collect();
+        let all: Vec<Record> = (1..=100).map(|n| msg(9, n)).collect();
         let mut text: Vec<Vec<u8>> = all.iter().map(|m| m.to_json().into_bytes()).collect();
         // A flipped bit, a line from elsewhere, a duplicate, a stray blank line.
         text[50][7] ^= 0x40;
@@ -371,15 +394,15 @@ mod tests {
         let loaded = load(&bytes, 1000);
         assert_eq!(loaded.skipped, [52]);
         assert_eq!(
-            loaded.messages.len(),
+            loaded.records.len(),
             99,
             "100, less the damaged line 51, less 21, plus 3-7"
         );
         // The stray line's epoch goes first; the file's own goes on.
-        assert_eq!(loaded.messages[0].id, "3-7");
-        assert_eq!(loaded.messages[1].id, "9-1");
-        assert_eq!(loaded.messages.last().unwrap().id, "9-100");
-        let ns: Vec<&str> = loaded.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(loaded.records[0].id(), "3-7");
+        assert_eq!(loaded.records[1].id(), "9-1");
+        assert_eq!(loaded.records.last().unwrap().id(), "9-100");
+        let ns: Vec<&str> = loaded.records.iter().map(Record::id).collect();
         assert!(!ns.contains(&"9-51") && !ns.contains(&"9-21"));
         let mut sorted = ns.clone();
         sorted.dedup();
@@ -389,20 +412,20 @@ mod tests {
     #[test]
     fn ids_come_out_in_order_whatever_the_order_of_the_lines() {
         let bytes = lines(&[msg(9, 3), msg(9, 1), msg(9, 2), msg(9, 1)]);
-        assert_eq!(ids(&load(&bytes, 10).messages), ["9-1", "9-2", "9-3"]);
+        assert_eq!(ids(&load(&bytes, 10).records), ["9-1", "9-2", "9-3"]);
     }
 
     #[test]
     fn every_damaged_line_of_a_file_is_skipped_alone() {
         // Each line in turn cut at each length, as a power cut or a bad block would.
-        let all: Vec<Message> = (1..=6).map(|n| msg(4, n)).collect();
+        let all: Vec<Record> = (1..=6).map(|n| msg(4, n)).collect();
         for damaged in 0..all.len() {
             let json = all[damaged].to_json();
             for cut in 0..json.len() {
-                let mut text: Vec<String> = all.iter().map(Message::to_json).collect();
+                let mut text: Vec<String> = all.iter().map(Record::to_json).collect();
                 text[damaged] = json[..cut].to_string();
                 let loaded = load(text.join("\n").as_bytes(), 100);
-                assert_eq!(loaded.messages.len(), 5, "line {damaged} cut at {cut}");
+                assert_eq!(loaded.records.len(), 5, "line {damaged} cut at {cut}");
                 if cut > 0 {
                     assert_eq!(loaded.skipped, [damaged + 1]);
                 }
@@ -440,8 +463,8 @@ mod tests {
     fn opening_never_drops_a_message_it_can_read() {
         let dir = TempDir::new("damaged");
         fs::create_dir_all(&dir.0).unwrap();
-        let all: Vec<Message> = (1..=100).map(|n| msg(9, n)).collect();
-        let mut text: Vec<String> = all.iter().map(Message::to_json).collect();
+        let all: Vec<Record> = (1..=100).map(|n| msg(9, n)).collect();
+        let mut text: Vec<String> = all.iter().map(Record::to_json).collect();
         text[50] = "{\"id\":\"9-51\",\"na\u{1}me".into();
         fs::write(dir.history(), text.join("\n") + "\n").unwrap();
         let (store, loaded) = Store::open(&dir.0, 1000).unwrap();
@@ -489,6 +512,41 @@ mod tests {
         store.append(&[msg(2, 2)]).unwrap();
         let (_, loaded) = Store::open(&dir.0, 10).unwrap();
         assert_eq!(ids(&loaded), ["2-1", "2-2"]);
+    }
+
+    #[test]
+    fn a_deleted_message_never_loads_and_its_deletion_does() {
+        let bytes = lines(&[msg(4, 1), msg(4, 2), deletion(4, 3, 1), msg(4, 4)]);
+        assert_eq!(ids(&load(&bytes, 10).records), ["4-2", "4-3", "4-4"]);
+        // Whatever the order of the lines.
+        let bytes = lines(&[deletion(4, 3, 1), msg(4, 2), msg(4, 1)]);
+        assert_eq!(ids(&load(&bytes, 10).records), ["4-2", "4-3"]);
+        // A deletion of a message of another epoch removes that one only.
+        let bytes = lines(&[msg(3, 1), msg(4, 1), deletion(4, 2, 1)]);
+        assert_eq!(ids(&load(&bytes, 10).records), ["3-1", "4-2"]);
+    }
+
+    #[test]
+    fn a_deleted_text_is_gone_from_the_file_once_the_deletion_is_written() {
+        let dir = TempDir::new("deleted");
+        let (mut store, _) = Store::open(&dir.0, 100).unwrap();
+        let secret = Record::Message(Message {
+            id: "4-2".into(),
+            name: "a".into(),
+            text: "my phone number".into(),
+            time: 2,
+            by_mod: false,
+        });
+        store.append(&[msg(4, 1), secret, msg(4, 3)]).unwrap();
+        assert!(fs::read_to_string(dir.history()).unwrap().contains("phone"));
+        store.append(&[deletion(4, 4, 2)]).unwrap();
+        let text = fs::read_to_string(dir.history()).unwrap();
+        assert!(!text.contains("phone"), "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
+        store.append(&[msg(4, 5)]).unwrap();
+        drop(store);
+        let (_, loaded) = Store::open(&dir.0, 100).unwrap();
+        assert_eq!(ids(&loaded), ["4-1", "4-3", "4-4", "4-5"]);
     }
 
     #[test]

@@ -202,3 +202,48 @@ fn the_open_file_limit_is_raised_and_a_cap_above_it_is_reported() {
     let (out, _) = running.terminate();
     assert!(out.status.success());
 }
+
+#[test]
+fn the_moderator_link_is_printed_to_a_terminal_and_never_to_a_log() {
+    // Output to a pipe (a log, the journal): how to open it, without the key.
+    let running = Running::start(&["--listen", "127.0.0.1:0", "--mod-key", "host-only"]);
+    let (out, _) = running.terminate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Moderator: open the chat with ?mod="),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("host-only"), "{stdout}");
+
+    // A terminal (a pseudo-terminal by `script`): the whole link, on its own line.
+    let bin = env!("CARGO_BIN_EXE_lanchat");
+    let line = format!("{bin} --listen 0.0.0.0:0 --key family --mod-key host-only");
+    let mut child = Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1), from util-linux");
+    let mut seen = Vec::new();
+    let reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    let with_key: Vec<&String> = seen.iter().filter(|l| l.contains("host-only")).collect();
+    assert_eq!(with_key.len(), 1, "{text}");
+    assert!(
+        with_key[0].contains("Moderator (keep to yourself): http://")
+            && with_key[0]
+                .trim_end()
+                .ends_with("?key=family&mod=host-only"),
+        "{text}"
+    );
+}

@@ -33,6 +33,13 @@ const LEASE_MS = 6000;
 const LEASE_RENEW_MS = 2000;
 /** How often a visible page checks that its stream is alive. */
 const ALIVE_CHECK_MS = 1000;
+/** How long the moderator's mute lasts. */
+const MUTE_MINUTES = 10;
+/**
+ * Set by the server, with the key in a cookie scripts cannot read, when this browser
+ * opened the moderator link. It only shows the actions: each one checks the key.
+ */
+const isHost = document.cookie.split(/;\s*/).includes('lanchat_moderator=1');
 
 const store = {
   get(key) { try { return localStorage.getItem(key); } catch { return null; } },
@@ -85,6 +92,15 @@ function bubble(m, classes) {
   const who = document.createElement('span');
   who.className = 'who';
   who.textContent = m.name;
+  meta.append(who);
+  if (m.mod) {
+    // Set by the server for the moderator's posts only: a name can be taken, this not.
+    li.classList.add('by-host');
+    const badge = document.createElement('span');
+    badge.className = 'host';
+    badge.textContent = 'host';
+    meta.append(badge);
+  }
   const when = document.createElement('time');
   const date = new Date(m.time);
   when.dateTime = date.toISOString();
@@ -92,9 +108,85 @@ function bubble(m, classes) {
   const text = document.createElement('div');
   text.className = 'text';
   text.textContent = m.text;
-  meta.append(who, when);
+  meta.append(when);
   li.append(meta, text);
   return li;
+}
+
+// ---- moderation (only with the moderator's cookie) --------------------------------
+/** Adds the moderator's menu to a message: delete it, or mute whoever sent it. */
+function moderation(li, id) {
+  const toggle = document.createElement('button');
+  toggle.type = 'button';
+  toggle.className = 'mod-toggle';
+  toggle.textContent = '⋯';
+  toggle.setAttribute('aria-label', 'Moderate this message');
+  toggle.setAttribute('aria-expanded', 'false');
+  const menu = document.createElement('div');
+  menu.className = 'mod-actions';
+  menu.hidden = true;
+  const action = (label, run) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', async () => {
+      menu.hidden = true;
+      toggle.setAttribute('aria-expanded', 'false');
+      const reason = await run();
+      if (reason) note(li, reason);
+    });
+    return b;
+  };
+  const path = `/message/${encodeURIComponent(id)}`;
+  menu.append(
+    action('Delete', async () => {
+      const res = await moderate(path, { method: 'DELETE' });
+      // The deletion event removes it everywhere, here too; no need to wait for it.
+      if (res === true) removeMessage(id);
+      return res === true ? '' : res;
+    }),
+    action(`Mute sender ${MUTE_MINUTES} min`, async () => {
+      const res = await moderate(`${path}/mute`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ minutes: String(MUTE_MINUTES) }),
+      });
+      return res === true ? `Sender muted for ${MUTE_MINUTES} minutes` : res;
+    }),
+  );
+  toggle.addEventListener('click', () => {
+    menu.hidden = !menu.hidden;
+    toggle.setAttribute('aria-expanded', String(!menu.hidden));
+  });
+  li.querySelector('.meta').append(toggle);
+  li.append(menu);
+}
+
+/** A moderator's request: `true` when done, else the reason to show. */
+async function moderate(path, init) {
+  try {
+    const res = await fetch(path, init);
+    if (res.ok) return true;
+    return (await res.text()).replace(/^\d+ [^:]*: /, '').trim() || `not done (${res.status})`;
+  } catch {
+    return 'not done: no connection';
+  }
+}
+
+/** A line of small print under a message, replacing any earlier one. */
+function note(li, text) {
+  li.querySelector('.problem')?.remove();
+  const p = document.createElement('div');
+  p.className = 'problem';
+  p.textContent = text;
+  li.append(p);
+}
+
+function removeMessage(id) {
+  const entry = shown.get(id);
+  if (!entry) return;
+  entry.li.remove();
+  shown.delete(id);
 }
 
 /** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up. */
@@ -117,6 +209,7 @@ function showMessage(m) {
   const isOwn = own.has(m.id) || Boolean(pending);
   const li = bubble(m, isOwn ? 'own' : '');
   li.dataset.id = m.id;
+  if (isHost) moderation(li, m.id);
   shown.set(m.id, { m, li });
   place(li, isOwn);
   if (shown.size > MAX_SHOWN) {
@@ -145,9 +238,15 @@ function setStatus(state) {
 const parse = (data) => { try { return JSON.parse(data); } catch { return null; } };
 
 /** One event from the stream, whether this tab's own or relayed by the leader. */
-function handle(kind, data) {
+function handle(kind, data, id) {
   lastByte = Date.now();
   if (kind === 'message') showMessage(parse(data));
+  else if (kind === 'delete') {
+    // A deletion has its own place in the id sequence, after the message it removes.
+    if (id) lastId = id;
+    const d = parse(data);
+    if (d) removeMessage(d.id);
+  }
   else if (kind === 'presence') { const p = parse(data); if (p) setOnline(p.online); }
   else if (kind === 'reset') reset();
   else if (kind === 'ping') { const ms = Number(data); if (ms > 0) heartbeat = ms; }
@@ -185,12 +284,12 @@ function openStream() {
   };
   const on = (kind) => (e) => {
     if (es !== source) return;
-    handle(kind, e.data);
+    handle(kind, e.data, e.lastEventId);
     // To followers: every event of the stream, as it came.
-    relay({ type: 'event', kind, data: e.data });
+    relay({ type: 'event', kind, data: e.data, id: e.lastEventId });
   };
   es.onmessage = on('message');
-  for (const kind of ['presence', 'reset', 'ping']) es.addEventListener(kind, on(kind));
+  for (const kind of ['presence', 'reset', 'ping', 'delete']) es.addEventListener(kind, on(kind));
 }
 
 function closeStream() {
@@ -218,8 +317,8 @@ if (channel) {
       // and cost the server twice; this tab follows again.
       stopgap = false;
       stepDown();
-      handle(msg.kind, msg.data);
-    } else if (msg.type === 'event' && !leading) handle(msg.kind, msg.data);
+      handle(msg.kind, msg.data, msg.id);
+    } else if (msg.type === 'event' && !leading) handle(msg.kind, msg.data, msg.id);
     else if (msg.type === 'status' && !leading) { lastByte = Date.now(); setStatus(msg.state); }
     else if (msg.type === 'own') { own.add(msg.id); markOwn(msg.id); }
     else if (msg.type === 'hello' && leading) {

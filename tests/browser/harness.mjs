@@ -66,13 +66,15 @@ export async function post(server, message, name = 'script') {
   return res.json();
 }
 
-export async function launch() {
+/** Chromium; `extra` are more command-line switches. */
+export async function launch(extra = []) {
   const profile = mkdtempSync(join(tmpdir(), 'lanchat-chromium-'));
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      ...extra,
     ],
     env: { ...process.env, HOME: profile },
   });
