@@ -15,6 +15,19 @@ fn main() {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).expect("create $OUT_DIR/gz");
     println!("cargo:rerun-if-changed=web");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    // A lower bound for the time: a clock that reads earlier than the build is wrong
+    // (src/clock.rs). SOURCE_DATE_EPOCH keeps a reproducible build reproducible.
+    let built_ms = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|s| s * 1000)
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        });
+    println!("cargo:rustc-env=LANCHAT_BUILT_MS={built_ms}");
     walk(Path::new("web"), Path::new(""), &out);
 }
 

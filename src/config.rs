@@ -54,6 +54,9 @@ pub struct Config {
     /// Posts each client address may make: a burst, then one more per interval;
     /// `None` (`off`) for none. Enough for anyone typing; a flood is slowed.
     pub post_rate: Option<Rate>,
+    /// Hotspot mode: requests for other sites are answered as a captive portal
+    /// that leads to the chat (see [`crate::portal`]).
+    pub portal: bool,
     /// Open connections one client address may hold: a browser needs a handful,
     /// so one script cannot take every slot from everyone else.
     pub max_per_client: usize,
@@ -98,6 +101,7 @@ impl Default for Config {
             data_dir: None,
             key: None,
             mod_key: None,
+            portal: false,
             post_rate: Some(Rate {
                 burst: 20,
                 every: Duration::from_secs(1),
@@ -216,6 +220,13 @@ pub const FLAGS: &[Flag] = &[
         help: "moderator key: open /?mod=KEY to delete messages and mute senders",
         set: |c, _, v| secret(v, "LANCHAT_MOD_KEY").map(|k| c.mod_key = Some(k)),
         default: |c, _| (if c.mod_key.is_some() { "set" } else { "none" }).into(),
+    },
+    Flag {
+        name: "portal",
+        value: "",
+        help: "hotspot mode: every other site leads to the chat (a captive portal)",
+        set: |c, _, v| boolean(v).map(|b| c.portal = b),
+        default: |c, _| c.portal.to_string(),
     },
     Flag {
         name: "max-connections",

@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};
 use crate::outbox::Socket;
 use crate::registry::{Handle, Subscription};
-use crate::routes::{self, Reply};
+use crate::routes::{self, Peer, Reply};
 use crate::sse::Frame;
 use crate::stream::{self, with_deadline};
 use crate::Config;
@@ -105,6 +105,10 @@ async fn keep_alive(
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.get_ref().set_nodelay(true);
     let inbound = Inbound::new(stream.clone());
+    let local = match shared.config.portal {
+        true => stream.get_ref().local_addr().ok(),
+        false => None,
+    };
     // What this future holds while it waits for a request is what every idle
     // connection costs: the answering, with its request, body and response, is
     // boxed and lives only while it runs.
@@ -119,7 +123,8 @@ async fn keep_alive(
             None => return,
         };
         line.clone_from(&head.line);
-        match Box::pin(answer(head, client, &stream, &inbound, &shared)).await {
+        let peer = Peer { client, local };
+        match Box::pin(answer(head, peer, &stream, &inbound, &shared)).await {
             After::Next => {}
             After::Close => return,
             After::Events(sub) => {
@@ -158,7 +163,7 @@ enum After {
 /// response, and what is left of the body.
 async fn answer(
     head: Box<Head>,
-    client: IpAddr,
+    peer: Peer,
     stream: &Socket,
     inbound: &Inbound,
     shared: &Shared,
@@ -174,7 +179,7 @@ async fn answer(
             return After::Close;
         }
     }
-    match routes::handle(req, client, &shared.config, &shared.registry).await {
+    match routes::handle(req, peer, &shared.config, &shared.registry).await {
         Reply::Response(res) => {
             let res = *res;
             let closes = client_closes || header_is(&res, "connection", "close");

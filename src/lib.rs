@@ -13,7 +13,9 @@
 //! | [`routes`] | method + path to handler |
 //! | [`mod@error`] | every way a request fails; the one place errors become statuses |
 //! | [`limit`] | the post rate per client address, a bucket each |
-//! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat |
+//! | [`portal`] | hotspot mode: other sites' requests, captive-portal probes |
+//! | [`clock`] | message times when this machine's clock is behind the phones' |
+//! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat, per-client state |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
 //! | [`sse`] | the SSE wire format and chunk framing |
 //! | [`message`] | the message model, form decoding, validation, JSON |
@@ -47,6 +49,7 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod assets;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -56,6 +59,7 @@ pub mod log;
 pub mod message;
 pub mod net;
 pub mod outbox;
+pub mod portal;
 pub mod registry;
 pub mod routes;
 pub mod server;

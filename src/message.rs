@@ -37,6 +37,9 @@ pub const ANONYMOUS: &str = "anonymous";
 /// any script that is within them is never refused for its bytes.
 pub const MAX_FORM_BYTES: usize = (MAX_TEXT_CHARS + MAX_NAME_CHARS) * 12 + 512;
 
+/// Above this a `sent` time is not taken (the year 2500): no real clock reads it.
+const MAX_SENT_MS: u64 = 16_725_225_600_000;
+
 /// A message id, `<epoch>-<n>`: the epoch names the run of the server that began
 /// the history, `n` counts its messages from 1. Ordered by epoch, then `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +166,9 @@ pub struct Draft {
     pub text: String,
     /// Posted by a moderator: set by the route that checked the key, never by a form.
     pub by_mod: bool,
+    /// What the poster's clock read when it sent the message (milliseconds since
+    /// 1970; the `sent` field), for a server whose clock is wrong.
+    pub sent: Option<u64>,
 }
 
 /// Why a posted body is not a message; each reads as the reason in a `400`.
@@ -208,6 +214,7 @@ impl Draft {
     pub fn from_form(body: &[u8]) -> Result<Draft, Invalid> {
         let mut text = None;
         let mut name = None;
+        let mut sent = None;
         for pair in body.split(|&b| b == b'&') {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let key = decode_component(parts.next().unwrap_or_default())?;
@@ -215,13 +222,19 @@ impl Draft {
             let slot = match key.as_str() {
                 "message" => &mut text,
                 "name" => &mut name,
+                "sent" => &mut sent,
                 _ => continue,
             };
             if slot.is_none() {
                 *slot = Some(decode_component(value)?);
             }
         }
-        Draft::new(name.as_deref().unwrap_or(""), text.as_deref().unwrap_or(""))
+        let mut draft = Draft::new(name.as_deref().unwrap_or(""), text.as_deref().unwrap_or(""))?;
+        // Only a help for a wrong server clock: a value that is not a time is left out.
+        draft.sent = sent
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|ms| *ms < MAX_SENT_MS);
+        Ok(draft)
     }
 
     /// Validates a name and a text.
@@ -251,6 +264,7 @@ impl Draft {
             name: name.to_string(),
             text,
             by_mod: false,
+            sent: None,
         })
     }
 }
@@ -402,6 +416,20 @@ mod tests {
         );
         let host = Message { by_mod: true, ..m };
         assert!(host.to_json().ends_with(r#","time":12,"mod":true}"#));
+    }
+
+    #[test]
+    fn the_senders_time_is_read_when_it_is_one_and_ignored_when_not() {
+        let d = Draft::from_form(b"message=hi&sent=1795560293518").unwrap();
+        assert_eq!(d.sent, Some(1_795_560_293_518));
+        for bad in ["", "-5", "1e12", "99999999999999999999", "16725225600000"] {
+            let form = format!("message=hi&sent={bad}");
+            assert_eq!(
+                Draft::from_form(form.as_bytes()).unwrap().sent,
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The registry: one task that alone owns the subscriber list, the history ring, the
-//! next message id, the presence count, the heartbeat timer, the post limiter and the
-//! moderator's mutes. Everything else talks to it through [`Handle`], which sends
+//! next message id, the presence count, the heartbeat timer, and what is kept per
+//! client address: the post limiter, the moderator's mutes, the addresses a hotspot
+//! let in (`--portal`) and the phones' clocks (message times, [`crate::clock`]). Everything else talks to it through [`Handle`], which sends
 //! [`Command`]s over an `async_channel`.
 //!
 //! Invariants:
@@ -35,6 +36,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt as _;
 use smol::Timer;
 
+use crate::clock::Clock;
 use crate::config::Rate;
 use crate::limit::PostLimiter;
 use crate::message::{Deletion, Draft, Id, Message, Record};
@@ -97,6 +99,16 @@ pub enum Command {
         /// Where the outcome goes.
         reply: Sender<Moderated>,
     },
+    /// Whether a hotspot's client may go online (`--portal`), after letting it in
+    /// when `admit` is set.
+    Portal {
+        /// The client's address.
+        client: IpAddr,
+        /// Let it in now.
+        admit: bool,
+        /// Whether it is let in.
+        reply: Sender<bool>,
+    },
     /// The newest messages, oldest first, for the page readers without JavaScript
     /// see.
     Recent {
@@ -116,6 +128,17 @@ enum Wake {
     Command(Command),
     Flushed((Store, std::io::Result<()>), Vec<Assigned>),
     Deadline,
+}
+
+/// How long a hotspot's client stays let in: a day, longer than any party.
+const LET_IN_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Hotspot clients let in at most: an access point serves far fewer.
+const LET_IN_MAX: usize = 4096;
+
+/// When this binary was built (milliseconds since 1970), as `build.rs` set it: a clock
+/// that reads earlier is wrong.
+fn built_ms() -> u64 {
+    env!("LANCHAT_BUILT_MS").parse().unwrap_or(0)
 }
 
 /// What a publish comes to: the message as stored and sent, with its id and time;
@@ -267,6 +290,20 @@ impl Handle {
         rx.recv().await.unwrap_or(Err(Refused::Stopped))
     }
 
+    /// Whether a hotspot's client was let in; lets it in first when `admit` is set.
+    pub async fn portal(&self, client: IpAddr, admit: bool) -> bool {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = Command::Portal {
+            client,
+            admit,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return false;
+        }
+        rx.recv().await.unwrap_or(false)
+    }
+
     /// Mutes the sender of a message for `time` (zero: lifts the mute).
     pub async fn mute(&self, target: Id, time: Duration) -> Moderated {
         let (reply, rx) = async_channel::bounded(1);
@@ -399,6 +436,11 @@ struct Registry {
     /// Client addresses a moderator muted, with when each mute ends. Expired ones
     /// are forgotten at the heartbeat.
     muted: HashMap<IpAddr, Instant>,
+    /// Hotspot clients that chose to continue, with when; forgotten after
+    /// [`LET_IN_FOR`], and at most [`LET_IN_MAX`] of them.
+    let_in: HashMap<IpAddr, Instant>,
+    /// Message times, set by the phones when this machine's clock is behind.
+    clock: Clock,
     heartbeat: Frame,
     next_heartbeat: Instant,
     /// Set after a failed write, so a full disk is logged once, not per message.
@@ -450,6 +492,8 @@ impl Registry {
             flush: None,
             limiter: options.post_rate.map(PostLimiter::new),
             muted: HashMap::new(),
+            let_in: HashMap::new(),
+            clock: Clock::new(built_ms()),
             options,
             leave_tx,
             subscribers: BTreeMap::new(),
@@ -527,6 +571,9 @@ impl Registry {
                     reply,
                 }) => {
                     let now = Instant::now();
+                    if let Some(sent) = draft.sent {
+                        self.clock.observe(client, sent, now_millis());
+                    }
                     match self.may_post(&draft, client, now) {
                         Err(why) => {
                             let _ = reply.try_send(Err(why));
@@ -554,6 +601,13 @@ impl Registry {
                     reply,
                 }) => {
                     let _ = reply.try_send(self.mute(target, time));
+                }
+                Some(Command::Portal {
+                    client,
+                    admit,
+                    reply,
+                }) => {
+                    let _ = reply.try_send(self.portal(client, admit));
                 }
                 Some(Command::Recent { count, reply }) => {
                     let _ = reply.try_send(self.recent(count));
@@ -588,6 +642,8 @@ impl Registry {
                 limiter.forget_full(now);
             }
             self.muted.retain(|_, until| *until > now);
+            self.let_in
+                .retain(|_, since| now.duration_since(*since) < LET_IN_FOR);
         }
         if self.presence_due.is_some_and(|at| now >= at) {
             self.presence_due = None;
@@ -720,7 +776,7 @@ impl Registry {
             id: self.next_id().to_string(),
             name: draft.name,
             text: draft.text,
-            time: now_millis(),
+            time: self.clock.time(now_millis()),
             by_mod: draft.by_mod,
         }
     }
@@ -838,6 +894,25 @@ impl Registry {
             self.muted.insert(sender, Instant::now() + time);
         }
         Ok(())
+    }
+
+    /// Whether `client` is let in, letting it in first when `admit` is set.
+    fn portal(&mut self, client: IpAddr, admit: bool) -> bool {
+        if admit {
+            if self.let_in.len() >= LET_IN_MAX && !self.let_in.contains_key(&client) {
+                // Full: the one let in longest ago sees the sign-in sheet again.
+                let oldest = self
+                    .let_in
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(ip, _)| *ip);
+                if let Some(ip) = oldest {
+                    self.let_in.remove(&ip);
+                }
+            }
+            self.let_in.insert(client, Instant::now());
+        }
+        self.let_in.contains_key(&client)
     }
 
     /// The newest `count` messages, oldest first.

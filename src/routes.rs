@@ -9,7 +9,8 @@ use http_types::{Body, Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use crate::assets;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use crate::config::Config;
 pub use crate::error::Error;
@@ -29,11 +30,27 @@ pub enum Reply {
     ComeBackLater,
 }
 
+/// Who sent a request, and where it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client's address.
+    pub client: IpAddr,
+    /// The server's address the connection came in on: where a hotspot's redirects
+    /// point. Looked up in `--portal` mode only.
+    pub local: Option<SocketAddr>,
+}
+
 /// Answers one request: a plain function of the request, the settings and the way
 /// to the registry, so that it can be tested without a socket.
-pub async fn handle(req: Request, client: IpAddr, config: &Config, registry: &Handle) -> Reply {
+pub async fn handle(req: Request, peer: Peer, config: &Config, registry: &Handle) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
+    let client = peer.client;
+    if let (true, Some(local)) = (config.portal, peer.local) {
+        if let Some(res) = portal(&req, &path, client, local, registry).await {
+            return Reply::Response(Box::new(res));
+        }
+    }
     match access(&req, &path, config) {
         Ok(None) => {}
         Ok(Some(remember)) => return Reply::Response(Box::new(remember)),
@@ -120,6 +137,51 @@ async fn post_message(
         res.insert_header("location", "/");
         Ok(res)
     }
+}
+
+/// Hotspot mode: a request for another site gets a probe's answer or a redirect to
+/// the chat; `POST /portal` on the chat lets its client go online. `None`: a request
+/// for the chat itself, answered as always.
+async fn portal(
+    req: &Request,
+    path: &str,
+    client: IpAddr,
+    local: SocketAddr,
+    registry: &Handle,
+) -> Option<Response> {
+    static HOSTNAME: OnceLock<Option<String>> = OnceLock::new();
+    let hostname = HOSTNAME.get_or_init(crate::net::hostname);
+    let host = req.header("host").map_or("", |h| h.as_str());
+    if !crate::portal::is_own(host, hostname.as_deref()) {
+        let let_in = registry.portal(client, false).await;
+        return Some(crate::portal::answer(req, local, let_in));
+    }
+    if path != "/portal" {
+        return None;
+    }
+    let res = match (req.method(), same_origin(req)) {
+        (Method::Post, Ok(())) => {
+            registry.portal(client, true).await;
+            let from_script = req
+                .header("accept")
+                .is_some_and(|v| v.as_str().contains("application/json"));
+            // The page's own request gets a bare 204; the form without JavaScript
+            // goes back to the chat.
+            let mut res = match from_script {
+                true => Response::new(StatusCode::NoContent),
+                false => {
+                    let mut res = Response::new(StatusCode::SeeOther);
+                    res.insert_header("location", "/");
+                    res
+                }
+            };
+            res.insert_header("cache-control", "no-store");
+            res
+        }
+        (Method::Post, Err(e)) => e.into_response(),
+        _ => Error::MethodNotAllowed("POST").into_response(),
+    };
+    Some(res)
 }
 
 /// How long a mute lasts when the moderator does not say.
@@ -489,8 +551,11 @@ mod tests {
         });
         let ex = smol::LocalExecutor::new();
         ex.spawn(task).detach();
-        let client = IpAddr::from([127, 0, 0, 1]);
-        let reply = smol::block_on(ex.run(handle(req, client, config, &registry)));
+        let peer = Peer {
+            client: IpAddr::from([127, 0, 0, 1]),
+            local: Some(SocketAddr::from(([10, 42, 0, 1], 80))),
+        };
+        let reply = smol::block_on(ex.run(handle(req, peer, config, &registry)));
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),

@@ -402,7 +402,9 @@ async function send(text, name, li) {
     const res = await fetch('/message', {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-      body: new URLSearchParams({ name, message: text }),
+      // The phone's clock: a Pi with no network to set its own takes the time from
+      // the phones (the server uses it only when its clock is clearly behind).
+      body: new URLSearchParams({ name, message: text, sent: String(Date.now()) }),
     });
     if (res.status === 429) {
       // Posting too fast: the server says how long to wait; send it then, by itself.
@@ -508,6 +510,34 @@ if (window.visualViewport) {
     if (follow) scrollToEnd();
   };
   window.visualViewport.addEventListener('resize', fit);
+}
+
+// ---- hotspot sign-in sheet -----------------------------------------------------------
+// Opened from a hotspot's redirect (?portal): most likely in the phone's sign-in sheet,
+// a small browser that forgets everything when it closes. Continue tells the server to
+// let this phone online, so the sheet can close without the phone leaving the Wi-Fi;
+// then the real browser keeps the name and messages.
+if (new URLSearchParams(location.search).has('portal')) {
+  const box = $('portal-note');
+  const text = $('portal-text');
+  const go = $('portal-continue');
+  const here = `http://${location.host}/`;
+  text.textContent = `This is the chat of this Wi-Fi. Tap Continue to stay connected, then open ${here} (or any http:// address) in your browser for the best experience: this window forgets your name and messages when it closes.`;
+  box.hidden = false;
+  box.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    go.disabled = true;
+    try {
+      const res = await fetch('/portal', { method: 'POST', headers: { Accept: 'application/json' } });
+      if (!res.ok) throw new Error(String(res.status));
+      text.textContent = `You are connected. Close this window (Done), then open ${here} in your browser.`;
+      go.hidden = true;
+      history.replaceState(null, '', '/');
+    } catch {
+      text.textContent = 'Could not reach the chat; try Continue again.';
+      go.disabled = false;
+    }
+  });
 }
 
 elect();

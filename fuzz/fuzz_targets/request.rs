@@ -26,6 +26,10 @@ fn server() -> SocketAddr {
             body_timeout: Duration::from_millis(200),
             idle_timeout: Duration::from_millis(200),
             write_timeout: Duration::from_secs(1),
+            // Every route in reach: the moderator's, and hotspot mode's for hosts
+            // other than the seeds' `localhost`.
+            mod_key: Some("m".into()),
+            portal: true,
             ..Config::default()
         };
         std::thread::spawn(move || lanchat::run(listener, config, std::future::pending()));
