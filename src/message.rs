@@ -23,10 +23,18 @@ macro_rules! max_name_chars {
     };
 }
 
+macro_rules! max_cid_chars {
+    () => {
+        64
+    };
+}
+
 /// Longest message text, in characters: a chat line, not a document.
 pub const MAX_TEXT_CHARS: usize = max_text_chars!();
 /// Longest nickname, in characters: it must fit beside a message on a phone.
 pub const MAX_NAME_CHARS: usize = max_name_chars!();
+/// Longest `cid`: room for a UUID or 32 random bytes in hex, and no more.
+pub const MAX_CID_CHARS: usize = max_cid_chars!();
 /// The name shown when a poster gives none.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -90,6 +98,10 @@ pub struct Message {
     /// tell the host from someone who took the host's name.
     #[serde(rename = "mod", default, skip_serializing_if = "is_false")]
     pub by_mod: bool,
+    /// The id the poster's page gave it (`cid`), so that a post sent again after a
+    /// lost answer is recognised and a page can match its own message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -169,6 +181,8 @@ pub struct Draft {
     /// What the poster's clock read when it sent the message (milliseconds since
     /// 1970; the `sent` field), for a server whose clock is wrong.
     pub sent: Option<u64>,
+    /// The poster's own id for the message (the `cid` field).
+    pub cid: Option<String>,
 }
 
 /// Why a posted body is not a message; each reads as the reason in a `400`.
@@ -184,6 +198,8 @@ pub enum Invalid {
     NameTooLong,
     /// A control character (other than tab or a line break in the text).
     ControlCharacter,
+    /// A `cid` that is not 1 to [`MAX_CID_CHARS`] letters, digits, `-` or `_`.
+    BadCid,
 }
 
 impl Invalid {
@@ -203,6 +219,11 @@ impl Invalid {
                 concat!("the name is longer than ", max_name_chars!(), " characters")
             }
             Invalid::ControlCharacter => "the message contains a control character",
+            Invalid::BadCid => concat!(
+                "the cid must be 1 to ",
+                max_cid_chars!(),
+                " letters, digits, '-' or '_'"
+            ),
         }
     }
 }
@@ -215,6 +236,7 @@ impl Draft {
         let mut text = None;
         let mut name = None;
         let mut sent = None;
+        let mut cid = None;
         for pair in body.split(|&b| b == b'&') {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let key = decode_component(parts.next().unwrap_or_default())?;
@@ -223,6 +245,7 @@ impl Draft {
                 "message" => &mut text,
                 "name" => &mut name,
                 "sent" => &mut sent,
+                "cid" => &mut cid,
                 _ => continue,
             };
             if slot.is_none() {
@@ -234,6 +257,13 @@ impl Draft {
         draft.sent = sent
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|ms| *ms < MAX_SENT_MS);
+        if let Some(cid) = cid {
+            let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            if cid.is_empty() || cid.len() > MAX_CID_CHARS || !cid.bytes().all(fine) {
+                return Err(Invalid::BadCid);
+            }
+            draft.cid = Some(cid);
+        }
         Ok(draft)
     }
 
@@ -265,6 +295,7 @@ impl Draft {
             text,
             by_mod: false,
             sent: None,
+            cid: None,
         })
     }
 }
@@ -409,6 +440,7 @@ mod tests {
             text: "x\ny".into(),
             time: 12,
             by_mod: false,
+            cid: None,
         };
         assert_eq!(
             m.to_json(),
@@ -433,6 +465,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cid_is_a_short_token_or_a_clear_400() {
+        let d = Draft::from_form(b"message=hi&cid=k3x-9_Q").unwrap();
+        assert_eq!(d.cid.as_deref(), Some("k3x-9_Q"));
+        assert_eq!(Draft::from_form(b"message=hi").unwrap().cid, None);
+        let long = format!("message=hi&cid={}", "a".repeat(MAX_CID_CHARS + 1));
+        for bad in [
+            "message=hi&cid=",
+            "message=hi&cid=a+b",
+            "message=hi&cid=%C3%A9",
+            &long,
+        ] {
+            assert_eq!(
+                Draft::from_form(bad.as_bytes()),
+                Err(Invalid::BadCid),
+                "{bad}"
+            );
+        }
+        assert!(Invalid::BadCid.reason().contains("64"));
+    }
+
+    #[test]
     fn a_form_cannot_make_a_message_the_hosts() {
         assert!(
             !Draft::from_form(b"message=hi&mod=true&by_mod=1")
@@ -449,6 +502,7 @@ mod tests {
             text: "delete".into(),
             time: 1,
             by_mod: true,
+            cid: None,
         });
         let d = Record::Deletion(Deletion {
             id: "5-2".into(),

@@ -109,9 +109,11 @@ pub enum Command {
         /// Whether it is let in.
         reply: Sender<bool>,
     },
-    /// The newest messages, oldest first, for the page readers without JavaScript
-    /// see.
+    /// The newest messages before a given one, oldest first: the page readers
+    /// without JavaScript see, and the older ones a page loads as it is scrolled up.
     Recent {
+        /// Only messages before this one (in history's order); `None`: the newest.
+        before: Option<Id>,
         /// How many at most.
         count: usize,
         /// Where the messages go.
@@ -249,11 +251,15 @@ impl Handle {
 
     /// The newest `count` messages, oldest first; empty when the registry has
     /// stopped.
-    pub async fn recent(&self, count: usize) -> Vec<Message> {
+    pub async fn recent(&self, before: Option<Id>, count: usize) -> Vec<Message> {
         let (reply, rx) = async_channel::bounded(1);
         if self
             .tx
-            .send(Command::Recent { count, reply })
+            .send(Command::Recent {
+                before,
+                count,
+                reply,
+            })
             .await
             .is_err()
         {
@@ -433,6 +439,8 @@ struct Registry {
     flush: Option<Flush>,
     /// How fast each client may post, with `--post-rate`.
     limiter: Option<PostLimiter>,
+    /// The `cid` of each message in the ring that has one, with its id.
+    cids: HashMap<String, Id>,
     /// Client addresses a moderator muted, with when each mute ends. Expired ones
     /// are forgotten at the heartbeat.
     muted: HashMap<IpAddr, Instant>,
@@ -466,6 +474,7 @@ impl Registry {
         let store = options.store.take();
         let mut next_n = 1;
         let mut history = VecDeque::with_capacity(options.history.min(1024));
+        let mut cids = HashMap::new();
         for record in restored.into_iter().rev().take(options.history).rev() {
             let Ok(id) = record.id().parse::<Id>() else {
                 continue;
@@ -482,6 +491,7 @@ impl Registry {
                     frame: deletion_frame(&d),
                 },
             };
+            index_cid(&mut cids, &kept, true);
             history.push_back(Stored { id, kept });
         }
         Registry {
@@ -492,6 +502,7 @@ impl Registry {
             flush: None,
             limiter: options.post_rate.map(PostLimiter::new),
             muted: HashMap::new(),
+            cids,
             let_in: HashMap::new(),
             clock: Clock::new(built_ms()),
             options,
@@ -609,8 +620,12 @@ impl Registry {
                 }) => {
                     let _ = reply.try_send(self.portal(client, admit));
                 }
-                Some(Command::Recent { count, reply }) => {
-                    let _ = reply.try_send(self.recent(count));
+                Some(Command::Recent {
+                    before,
+                    count,
+                    reply,
+                }) => {
+                    let _ = reply.try_send(self.recent(before, count));
                 }
                 Some(Command::Shutdown) => break,
                 None => {}
@@ -778,6 +793,17 @@ impl Registry {
             text: draft.text,
             time: self.clock.time(now_millis()),
             by_mod: draft.by_mod,
+            cid: draft.cid,
+        }
+    }
+
+    /// The message in history that a page posted with this `cid`.
+    fn posted(&self, cid: &str) -> Option<Message> {
+        let id = self.cids.get(cid)?;
+        let at = self.find_message(*id)?;
+        match &self.history[at].kept {
+            Kept::Message { message, .. } => Some(message.clone()),
+            _ => None,
         }
     }
 
@@ -796,11 +822,19 @@ impl Registry {
                 draft,
                 sender,
                 reply,
-            } => Some(Assigned {
-                record: Record::Message(self.message(draft)),
-                sender: Some(sender),
-                reply: Reply::Post(reply),
-            }),
+            } => {
+                // Sent again (its answer was lost): the message it already is, and
+                // nothing sent twice.
+                if let Some(message) = draft.cid.as_deref().and_then(|c| self.posted(c)) {
+                    let _ = reply.try_send(Ok(message));
+                    return None;
+                }
+                Some(Assigned {
+                    record: Record::Message(self.message(draft)),
+                    sender: Some(sender),
+                    reply: Reply::Post(reply),
+                })
+            }
             Job::Delete { target, reply } => {
                 let text = target.to_string();
                 let deleting = batch.iter().any(|a| match &a.record {
@@ -847,7 +881,9 @@ impl Registry {
                 if let Some(at) = d.delete.parse().ok().and_then(|t| self.find_message(t)) {
                     // The text goes from memory with the frame that held it.
                     if let Kept::Message { sender, .. } = self.history[at].kept {
-                        self.history[at].kept = Kept::Removed { sender };
+                        let removed =
+                            std::mem::replace(&mut self.history[at].kept, Kept::Removed { sender });
+                        index_cid(&mut self.cids, &removed, false);
                     }
                 }
                 let frame = deletion_frame(d);
@@ -861,8 +897,11 @@ impl Registry {
         };
         if self.options.history > 0 {
             if self.history.len() == self.options.history {
-                self.history.pop_front();
+                if let Some(gone) = self.history.pop_front() {
+                    index_cid(&mut self.cids, &gone.kept, false);
+                }
             }
+            index_cid(&mut self.cids, &kept, true);
             self.history.push_back(Stored { id, kept });
         }
         // Answer first: the poster's task is then queued ahead of the thousands of
@@ -915,11 +954,19 @@ impl Registry {
         self.let_in.contains_key(&client)
     }
 
-    /// The newest `count` messages, oldest first.
-    fn recent(&self, count: usize) -> Vec<Message> {
+    /// The newest `count` messages before `before` (all of history for `None`, none
+    /// for an id history does not hold), oldest first.
+    fn recent(&self, before: Option<Id>, count: usize) -> Vec<Message> {
+        let end = match before {
+            None => self.history.len(),
+            Some(id) => match self.history.iter().position(|s| s.id == id) {
+                Some(at) => at,
+                None => return Vec::new(),
+            },
+        };
         let mut messages: Vec<Message> = self
             .history
-            .iter()
+            .range(..end)
             .rev()
             .filter_map(|s| match &s.kept {
                 Kept::Message { message, .. } => Some(message.clone()),
@@ -950,7 +997,7 @@ impl Registry {
         if self.congested {
             self.congested = self.is_congested();
         }
-        let mut batch = Vec::new();
+        let mut batch: Vec<Assigned> = Vec::new();
         loop {
             let overdue = self
                 .waiting
@@ -962,6 +1009,20 @@ impl Registry {
             let Some(waiting) = self.waiting.pop_front() else {
                 break;
             };
+            if let Job::Post { draft, .. } = &waiting.job {
+                let again = draft.cid.as_ref().is_some_and(|cid| {
+                    batch.iter().any(|a| match &a.record {
+                        Record::Message(m) => m.cid.as_ref() == Some(cid),
+                        Record::Deletion(_) => false,
+                    })
+                });
+                if again {
+                    // Sent again while its first copy is being written: answered
+                    // once that write is done, as the message it is.
+                    self.waiting.push_front(waiting);
+                    break;
+                }
+            }
             let Some(assigned) = self.assign(waiting.job, &batch) else {
                 continue;
             };
@@ -1067,6 +1128,20 @@ impl Registry {
         self.congested = congested(behind, self.subscribers.len());
         if self.subscribers.len() != before {
             self.presence_changed();
+        }
+    }
+}
+
+/// Keeps the `cid` of a message entering (`add`) or leaving the ring in `cids`, for
+/// [`Registry::posted`].
+fn index_cid(cids: &mut HashMap<String, Id>, kept: &Kept, add: bool) {
+    if let Kept::Message { message, .. } = kept {
+        if let (Some(cid), Some(id)) = (&message.cid, message.parsed_id()) {
+            if add {
+                cids.insert(cid.clone(), id);
+            } else if cids.get(cid) == Some(&id) {
+                cids.remove(cid);
+            }
         }
     }
 }
@@ -1291,6 +1366,7 @@ mod tests {
             text: id.into(),
             time: 1,
             by_mod: false,
+            cid: None,
         })
     }
 
@@ -1395,8 +1471,16 @@ mod tests {
         assert_eq!(ids(&r.replay_after(Some("77-3"))), ["delete"]);
         assert_eq!(ids(&r.replay_after(Some("77-4"))), Vec::<String>::new());
         assert_eq!(ids(&r.replay_after(None)), ["77-1", "77-3"], "a new page");
-        let texts: Vec<String> = r.recent(10).into_iter().map(|m| m.text).collect();
+        let texts: Vec<String> = r.recent(None, 10).into_iter().map(|m| m.text).collect();
         assert_eq!(texts, ["m0", "m2"]);
+        let before = |id: &str, n| -> Vec<String> {
+            let id = id.parse().ok();
+            r.recent(id, n).into_iter().map(|m| m.id).collect()
+        };
+        assert_eq!(before("77-3", 10), ["77-1"], "the deleted one left out");
+        assert_eq!(before("77-4", 1), ["77-3"]);
+        assert_eq!(before("77-1", 10), Vec::<String>::new());
+        assert_eq!(before("70-1", 10), Vec::<String>::new(), "not in history");
         post(&mut r, 1);
         assert_eq!(ids(&r.replay_after(Some("77-4"))), ["77-5"]);
         // Twice, unknown, or a deletion itself: nothing to delete.
@@ -1499,6 +1583,63 @@ mod tests {
             ["77-2"],
             "the deletion, the same id it was sent with"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Queues a post with a `cid`, as the run loop does.
+    fn offer_cid(r: &mut Registry, text: &str, cid: &str) -> Receiver<Published> {
+        let (reply, answer) = async_channel::bounded(1);
+        let mut w = waiting(Instant::now(), text, reply);
+        if let Job::Post { draft, .. } = &mut w.job {
+            draft.cid = Some(cid.into());
+        }
+        r.waiting.push_back(w);
+        r.release_waiting();
+        answer
+    }
+
+    #[test]
+    fn a_post_sent_again_is_answered_with_the_message_it_already_is() {
+        let mut r = registry(3, 3);
+        let sub = r.join(None);
+        let first = offer_cid(&mut r, "hi", "c1").try_recv().unwrap().unwrap();
+        let again = offer_cid(&mut r, "hi", "c1").try_recv().unwrap().unwrap();
+        assert_eq!(again, first);
+        assert_eq!(written(&sub), [first.id.clone()], "sent once");
+        // Once it has left history, the cid is forgotten with it.
+        post(&mut r, 3);
+        assert!(r.cids.is_empty());
+        let later = offer_cid(&mut r, "hi", "c1").try_recv().unwrap().unwrap();
+        assert_ne!(later.id, first.id);
+    }
+
+    #[test]
+    fn a_post_sent_again_while_the_first_is_written_waits_for_that_write() {
+        let (mut r, dir) = with_store("cid");
+        let sub = r.join(None);
+        let first = offer_cid(&mut r, "hi", "c1");
+        let other = offer(&mut r, "other");
+        let again = offer_cid(&mut r, "hi", "c1");
+        settle(&mut r);
+        let first = first.try_recv().unwrap().unwrap();
+        assert_eq!(again.try_recv().unwrap().unwrap(), first);
+        assert_eq!(other.try_recv().unwrap().unwrap().id, "77-2");
+        assert_eq!(written(&sub), ["77-1", "77-2"]);
+        // After a restart, from the file.
+        drop(r);
+        let (store, restored) = Store::open(&dir, 100).unwrap();
+        let (tx, _rx) = async_channel::unbounded();
+        let mut r = Registry::new(
+            Options {
+                restored,
+                ..options(100, 100)
+            },
+            tx,
+        );
+        r.store = Some(store);
+        let after = offer_cid(&mut r, "hi", "c1");
+        settle(&mut r);
+        assert_eq!(after.try_recv().unwrap().unwrap(), first);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

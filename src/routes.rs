@@ -67,6 +67,10 @@ pub async fn handle(req: Request, peer: Peer, config: &Config, registry: &Handle
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
         ("/recent", Method::Get | Method::Head) => Ok(recent(registry).await),
         ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
+        ("/messages", Method::Get) => older(&req, registry).await,
+        ("/messages", _) => Err(Error::MethodNotAllowed("GET")),
+        ("/ping", Method::Get | Method::Head) => Ok(no_content()),
+        ("/ping", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
         (path, Method::Get | Method::Head) => asset(&req, path),
         (path, _) if assets::lookup(path).is_some() => Err(Error::MethodNotAllowed("GET, HEAD")),
         _ => Err(Error::NotFound),
@@ -285,6 +289,49 @@ async fn mute_minutes(req: &mut Request, config: &Config) -> Result<u64, Error> 
     }
 }
 
+/// The most messages `/messages` gives at once.
+const OLDER_MAX: usize = 200;
+
+/// `GET /messages?before=<id>&limit=<n>`: the `n` (default 50) messages before
+/// `before` in history, oldest first, as `{"messages":[…],"more":bool}`, for a page
+/// scrolled up past the first it shows; `more` says whether older ones are kept.
+async fn older(req: &Request, registry: &Handle) -> Result<Response, Error> {
+    let before = match query(req, "before") {
+        None => None,
+        Some(id) => Some(id.parse::<Id>().map_err(|_| {
+            Error::BadRequest("before must be a message id such as 1795560292000417-41")
+        })?),
+    };
+    let limit = match query(req, "limit") {
+        None => 50,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=OLDER_MAX).contains(n))
+            .ok_or(Error::BadRequest("limit must be a number from 1 to 200"))?,
+    };
+    // One more than asked tells whether there are more.
+    let mut messages = registry.recent(before, limit + 1).await;
+    let more = messages.len() > limit;
+    if more {
+        messages.remove(0);
+    }
+    let body = serde_json::json!({ "messages": messages, "more": more });
+    let mut res = Response::new(StatusCode::Ok);
+    res.insert_header("content-type", "application/json");
+    res.insert_header("cache-control", "no-store");
+    res.set_body(body.to_string());
+    Ok(res)
+}
+
+/// An empty answer: for `/ping`, which a page asks to learn at once whether the
+/// server is there (its stream may be quiet, or stalled).
+fn no_content() -> Response {
+    let mut res = Response::new(StatusCode::NoContent);
+    res.insert_header("cache-control", "no-store");
+    res
+}
+
 /// How many messages the page without JavaScript shows.
 const RECENT: usize = 50;
 
@@ -299,7 +346,7 @@ async fn recent(registry: &Handle) -> Response {
          <link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body class=\"recent\"><ol id=\"messages\">",
     );
-    for m in registry.recent(RECENT).await {
+    for m in registry.recent(None, RECENT).await {
         html.push_str("<li class=\"msg\"><div class=\"meta\"><span class=\"who\">");
         escape_into(&mut html, &m.name);
         if m.by_mod {
@@ -490,7 +537,7 @@ enum Access {
 /// what to do), anything else [`Error::Unauthorized`].
 fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
     let page = matches!(path, "/" | "/index.html" | "/recent");
-    if !page && !matches!(path, "/events" | "/message") {
+    if !page && !matches!(path, "/events" | "/message" | "/messages") {
         return Ok(Access::Granted);
     }
     let in_query = query(req, "key");

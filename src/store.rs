@@ -332,6 +332,7 @@ mod tests {
             text: format!("m{n}"),
             time: n,
             by_mod: false,
+            cid: None,
         })
     }
 
@@ -536,6 +537,7 @@ mod tests {
             text: "my phone number".into(),
             time: 2,
             by_mod: false,
+            cid: None,
         });
         store.append(&[msg(4, 1), secret, msg(4, 3)]).unwrap();
         assert!(fs::read_to_string(dir.history()).unwrap().contains("phone"));

@@ -33,6 +33,17 @@ const LEASE_MS = 6000;
 const LEASE_RENEW_MS = 2000;
 /** How often a visible page checks that its stream is alive. */
 const ALIVE_CHECK_MS = 1000;
+const OUTBOX_KEY = 'lanchat.outbox';
+/** A message not answered within this shows "sending…", and the server is checked. */
+const SLOW_SEND_MS = 1000;
+/** A send that gets no answer at all is given up (and tried again) after this. */
+const SEND_TIMEOUT_MS = 20000;
+/** Waits before sending again when the server could not be reached. */
+const RESEND_MS = [1000, 2000, 4000, 8000, 15000];
+/** A visible page asks whether the server is there after its stream was quiet this long... */
+const QUIET_MS = 3000;
+/** ...and takes no answer within this for none. */
+const PING_TIMEOUT_MS = 3000;
 /** How long the moderator's mute lasts. */
 const MUTE_MINUTES = 10;
 /**
@@ -201,10 +212,13 @@ function showMessage(m) {
   if (!m || typeof m.id !== 'string') return;
   lastId = m.id;
   if (shown.has(m.id)) return; // a replay after a reconnect: already here
-  const pending = pendingById.get(m.id);
+  // This page's own message: by its id once the answer came, or by its cid when the
+  // event came first (or the answer was lost).
+  const pending = pendingById.get(m.id) || (m.cid && pendingByCid.get(m.cid));
   if (pending) {
     pending.remove();
     pendingById.delete(m.id);
+    if (m.cid) pendingByCid.delete(m.cid);
   }
   const isOwn = own.has(m.id) || Boolean(pending);
   const li = bubble(m, isOwn ? 'own' : '');
@@ -275,7 +289,7 @@ function openStream() {
   const es = new EventSource(url);
   source = es;
   lastByte = Date.now();
-  es.onopen = () => { lastByte = Date.now(); announce('connected'); };
+  es.onopen = () => { lastByte = Date.now(); announce('connected'); resendNow(); };
   es.onerror = () => {
     if (es !== source) return;
     announce(navigator.onLine === false ? 'offline' : 'reconnecting');
@@ -319,7 +333,11 @@ if (channel) {
       stepDown();
       handle(msg.kind, msg.data, msg.id);
     } else if (msg.type === 'event' && !leading) handle(msg.kind, msg.data, msg.id);
-    else if (msg.type === 'status' && !leading) { lastByte = Date.now(); setStatus(msg.state); }
+    else if (msg.type === 'status' && !leading) {
+      lastByte = Date.now();
+      setStatus(msg.state);
+      if (msg.state === 'connected') resendNow();
+    }
     else if (msg.type === 'own') { own.add(msg.id); markOwn(msg.id); }
     else if (msg.type === 'hello' && leading) {
       relay({
@@ -372,6 +390,8 @@ function elect() {
 // wake, and whenever nothing (not even a heartbeat) came for twice the interval.
 function checkAlive() {
   if (document.hidden) return;
+  const now = Date.now();
+  if (now - lastByte > QUIET_MS && now - lastPing > QUIET_MS) checkServer();
   if (Date.now() - lastByte > 2 * heartbeat) {
     // A follower whose leader went quiet (frozen in the background) streams itself
     // until a leader is heard again.
@@ -386,63 +406,178 @@ document.addEventListener('visibilitychange', () => {
   if (leading) openStream();
   else checkAlive();
 });
-addEventListener('online', () => { if (leading) openStream(); });
+addEventListener('online', () => { if (leading) openStream(); resendNow(); });
 addEventListener('offline', () => { if (leading) announce('offline'); });
 
-// ---- sending ----------------------------------------------------------------------
-async function send(text, name, li) {
+// ---- sending: the outbox ---------------------------------------------------------
+// Every message typed goes into an outbox kept in localStorage (in memory where there
+// is none, as in some sign-in sheets) and leaves it only when the server has it, or
+// refused it for good. The outbox is sent in order, one at a time, by itself: when
+// the server answers again, after a reload, or when the tab is opened again later.
+// Each message carries an id made here (cid): sent twice (an answer lost on the
+// way), the server answers with the message it already has and nobody sees it twice.
+
+/** id -> pending bubble, by cid, for the messages of this page's outbox. */
+const pendingByCid = new Map();
+let memoryOutbox = [];
+const canStore = (() => {
+  try { localStorage.setItem('lanchat.probe', '1'); localStorage.removeItem('lanchat.probe'); return true; } catch { return false; }
+})();
+function readOutbox() {
+  if (!canStore) return memoryOutbox;
+  try { const items = JSON.parse(store.get(OUTBOX_KEY) || '[]'); return Array.isArray(items) ? items : []; } catch { return []; }
+}
+function writeOutbox(items) {
+  if (canStore) store.set(OUTBOX_KEY, JSON.stringify(items));
+  else memoryOutbox = items;
+}
+// Read, change, write each time: other tabs of this browser share the outbox.
+const addToOutbox = (item) => writeOutbox([...readOutbox(), item]);
+const dropFromOutbox = (cid) => writeOutbox(readOutbox().filter((i) => i.cid !== cid));
+
+function newCid() {
+  // crypto.randomUUID needs a secure context; a LAN address over http is not one.
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The bubble of an outbox item, made if this page has none yet. */
+function pendingBubble(item) {
+  let li = pendingByCid.get(item.cid);
   if (!li) {
-    li = bubble({ name: name || 'anonymous', text, time: Date.now() }, 'own pending');
+    li = bubble({ name: item.name || 'anonymous', text: item.text, time: item.at || Date.now() }, 'own pending');
+    li.dataset.cid = item.cid;
+    pendingByCid.set(item.cid, li);
     list.append(li);
     scrollToEnd();
   }
+  return li;
+}
+
+/** The small print under a pending message: what is happening to it. */
+function setSendState(li, text) {
   li.className = 'msg own pending';
-  li.querySelector('.problem')?.remove();
+  let state = li.querySelector('.state');
+  if (!state) {
+    li.querySelector('.problem')?.remove();
+    state = document.createElement('div');
+    state.className = 'state';
+    state.setAttribute('role', 'status');
+    li.append(state);
+  }
+  state.textContent = text;
+}
+
+/** The server has it: the bubble becomes the message when its event comes. */
+function confirmOwn(m, li) {
+  rememberOwn(m.id);
+  // To every other tab: this id is ours, draw it as own.
+  relay({ type: 'own', id: m.id });
+  pendingByCid.delete(m.cid);
+  if (shown.has(m.id)) {
+    // The event was faster than the answer.
+    li.remove();
+    markOwn(m.id);
+  } else {
+    li.querySelector('.state')?.remove();
+    pendingById.set(m.id, li);
+  }
+}
+
+let sending = false;
+let resendTimer = 0;
+let resendAttempt = 0;
+/** The request under way, so that a failed check of the server can end it. */
+let sendAbort = null;
+
+/** Sends the outbox, oldest first, until it is empty or the server cannot be reached. */
+async function sendOutbox() {
+  if (sending) return;
+  sending = true;
+  clearTimeout(resendTimer);
+  try {
+    for (;;) {
+      const [item] = readOutbox();
+      if (!item) break;
+      const li = pendingBubble(item);
+      const wait = await deliver(item, li);
+      if (wait === 0) {
+        resendAttempt = 0;
+        continue;
+      }
+      resendTimer = setTimeout(sendOutbox, wait);
+      break;
+    }
+  } finally {
+    sending = false;
+  }
+}
+
+/** One try at one message: 0 when it is done with (sent or refused), else how long to wait. */
+async function deliver(item, li) {
+  const slow = setTimeout(() => { setSendState(li, 'sending…'); checkServer(); }, SLOW_SEND_MS);
+  const abort = new AbortController();
+  sendAbort = abort;
+  const giveUp = setTimeout(() => abort.abort(), SEND_TIMEOUT_MS);
   try {
     const res = await fetch('/message', {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
       // The phone's clock: a Pi with no network to set its own takes the time from
       // the phones (the server uses it only when its clock is clearly behind).
-      body: new URLSearchParams({ name, message: text, sent: String(Date.now()) }),
+      body: new URLSearchParams({ name: item.name, message: item.text, cid: item.cid, sent: String(Date.now()) }),
+      signal: abort.signal,
     });
+    if (res.status === 201) {
+      dropFromOutbox(item.cid);
+      confirmOwn(await res.json(), li);
+      return 0;
+    }
     if (res.status === 429) {
       // Posting too fast: the server says how long to wait; send it then, by itself.
-      const wait = Math.max(1, Number(res.headers.get('Retry-After')) || 1);
-      return later(li, text, name, wait);
+      const seconds = Math.max(1, Number(res.headers.get('Retry-After')) || 1);
+      setSendState(li, `Slow down: sending again in ${seconds} s`);
+      return seconds * 1000;
     }
-    if (!res.ok) {
-      const reason = (await res.text()).replace(/^\d+ [^:]*: /, '').trim();
-      return fail(li, text, name, reason || `not sent (${res.status})`);
+    const reason = (await res.text()).replace(/^\d+ [^:]*: /, '').trim() || `not sent (${res.status})`;
+    if (res.status >= 500 || res.status === 408) {
+      // The server is there but cannot take it now (a full disk, busy): again later.
+      setSendState(li, `${reason}; trying again…`);
+      return backoff();
     }
-    const m = await res.json();
-    rememberOwn(m.id);
-    // To every other tab: this id is ours, draw it as own.
-    relay({ type: 'own', id: m.id });
-    if (shown.has(m.id)) {
-      // The event was faster than the answer.
-      li.remove();
-      markOwn(m.id);
-    } else {
-      pendingById.set(m.id, li);
-    }
+    // Refused for good (too long, muted, no key): it leaves the outbox, the text stays.
+    dropFromOutbox(item.cid);
+    pendingByCid.delete(item.cid);
+    fail(li, item, reason);
+    return 0;
   } catch {
-    fail(li, text, name, 'not sent: no connection');
+    setSendState(li, navigator.onLine === false ? 'waiting for the network' : 'waiting for the server');
+    return backoff();
+  } finally {
+    clearTimeout(slow);
+    clearTimeout(giveUp);
+    sendAbort = null;
   }
 }
 
-/** Keeps a message that was sent too fast, says so, and sends it after `seconds`. */
-function later(li, text, name, seconds) {
-  li.className = 'msg own pending';
-  const note = document.createElement('div');
-  note.className = 'problem';
-  note.textContent = `Slow down: sending again in ${seconds} s`;
-  li.append(note);
-  setTimeout(() => send(text, name, li), seconds * 1000);
+function backoff() {
+  const wait = RESEND_MS[Math.min(resendAttempt, RESEND_MS.length - 1)];
+  resendAttempt += 1;
+  return wait;
 }
 
-function fail(li, text, name, reason) {
+/** Sends again at once: the server is back, or the person asked. */
+function resendNow() {
+  resendAttempt = 0;
+  clearTimeout(resendTimer);
+  sendOutbox();
+}
+
+function fail(li, item, reason) {
   li.className = 'msg own failed';
+  li.querySelector('.state')?.remove();
+  li.querySelector('.problem')?.remove();
   const problem = document.createElement('div');
   problem.className = 'problem';
   const why = document.createElement('span');
@@ -450,9 +585,47 @@ function fail(li, text, name, reason) {
   const retry = document.createElement('button');
   retry.type = 'button';
   retry.textContent = 'Retry';
-  retry.addEventListener('click', () => send(text, name, li));
+  retry.addEventListener('click', () => {
+    li.remove();
+    queue(item.text, item.name);
+  });
   problem.append(why, retry);
   li.append(problem);
+}
+
+/** A new message from the box: into the outbox, on screen, on its way. */
+function queue(text, name) {
+  const item = { cid: newCid(), name, text, at: Date.now() };
+  addToOutbox(item);
+  pendingBubble(item);
+  sendOutbox();
+}
+
+// ---- is the server there? -------------------------------------------------------
+// A stalled connection (Wi-Fi frozen, no reset) looks like a quiet one. A visible
+// page whose stream has been quiet for a few seconds, or that is sending, asks the
+// server with a small request; no answer in time means the connection is gone. This
+// costs a phone in a pocket nothing: a hidden page does not ask.
+let pinging = false;
+let lastPing = 0;
+async function checkServer() {
+  if (pinging) return;
+  pinging = true;
+  lastPing = Date.now();
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), PING_TIMEOUT_MS);
+  let ok = false;
+  try {
+    const res = await fetch('/ping', { cache: 'no-store', signal: abort.signal });
+    ok = res.status === 204;
+  } catch { /* no answer */ } finally {
+    clearTimeout(timer);
+    pinging = false;
+  }
+  if (ok) return;
+  announce(navigator.onLine === false ? 'offline' : 'reconnecting');
+  sendAbort?.abort();
+  if (leading) openStream();
 }
 
 function autosize() {
@@ -490,7 +663,7 @@ form.addEventListener('submit', (e) => {
   }
   input.value = '';
   autosize();
-  send(text, nameInput.value.trim());
+  queue(text, nameInput.value.trim());
   input.focus();
 });
 input.addEventListener('keydown', (e) => {
@@ -541,3 +714,6 @@ if (new URLSearchParams(location.search).has('portal')) {
 }
 
 elect();
+// What was typed and not sent before this page was closed or reloaded: on its way.
+for (const item of readOutbox()) pendingBubble(item);
+sendOutbox();
