@@ -1605,7 +1605,7 @@ mod tests {
         let first = offer_cid(&mut r, "hi", "c1").try_recv().unwrap().unwrap();
         let again = offer_cid(&mut r, "hi", "c1").try_recv().unwrap().unwrap();
         assert_eq!(again, first);
-        assert_eq!(written(&sub), [first.id.clone()], "sent once");
+        assert_eq!(written(&sub), [first.id.as_str()], "sent once");
         // Once it has left history, the cid is forgotten with it.
         post(&mut r, 3);
         assert!(r.cids.is_empty());
