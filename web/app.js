@@ -52,6 +52,8 @@ const MUTE_MINUTES = 10;
  */
 const isHost = document.cookie.split(/;\s*/).includes('lanchat_moderator=1');
 
+const parse = (data) => { try { return JSON.parse(data); } catch { return null; } };
+
 const store = {
   get(key) { try { return localStorage.getItem(key); } catch { return null; } },
   set(key, value) { try { localStorage.setItem(key, value); } catch { /* private mode */ } },
@@ -224,12 +226,138 @@ function showMessage(m) {
   const li = bubble(m, isOwn ? 'own' : '');
   li.dataset.id = m.id;
   if (isHost) moderation(li, m.id);
+  const mention = !isOwn && namesMe(m.text);
+  if (mention) li.classList.add('mention');
   shown.set(m.id, { m, li });
   place(li, isOwn);
+  if (!isOwn) notice(m, mention);
   if (shown.size > MAX_SHOWN) {
     const [oldest] = shown.keys();
     shown.get(oldest).li.remove();
     shown.delete(oldest);
+  }
+}
+
+// ---- nothing new goes unnoticed ------------------------------------------------
+// While the page is hidden, new messages from others count in the title and as a dot
+// on the tab's icon, cleared when it is seen again; with the chat muted only those
+// that name this person (@name) count. A sound and a vibration, when turned on; a
+// system notification where the browser has them (not on plain http from a LAN
+// address: that is not a secure context).
+const PREFS_KEY = 'lanchat.prefs';
+const prefs = { muted: false, sound: false, notify: false, ...(parse(store.get(PREFS_KEY)) || {}) };
+const savePrefs = () => store.set(PREFS_KEY, JSON.stringify(prefs));
+const TITLE = document.title;
+const iconLinks = [...document.querySelectorAll('link[rel~="icon"]')];
+const iconHrefs = iconLinks.map((l) => l.href);
+let unseen = 0;
+/** Counting starts once the first replay is in: what a page is shown on opening is not new. */
+let settled = false;
+
+/** Whether a text names this person: "@name", whole, in any case. */
+function namesMe(text) {
+  const name = nameInput.value.trim();
+  if (!name) return false;
+  const at = `@${name}`.toLocaleLowerCase();
+  const lower = text.toLocaleLowerCase();
+  for (let i = lower.indexOf(at); i >= 0; i = lower.indexOf(at, i + 1)) {
+    const next = lower[i + at.length];
+    if (next === undefined || !/[\p{L}\p{N}_]/u.test(next)) return true;
+  }
+  return false;
+}
+
+function notice(m, mention) {
+  if (!settled || (prefs.muted && !mention)) return;
+  if (document.hidden) {
+    unseen += 1;
+    showUnseen();
+    if (prefs.notify && window.Notification?.permission === 'granted') {
+      try { new Notification(m.name, { body: m.text, tag: 'lanchat' }); } catch { /* not allowed here */ }
+    }
+  }
+  if (prefs.sound && (document.hidden || mention)) alert_();
+}
+
+function showUnseen() {
+  document.title = unseen ? `(${unseen}) ${TITLE}` : TITLE;
+  if (!unseen) {
+    iconLinks.forEach((l, i) => { l.href = iconHrefs[i]; });
+    return;
+  }
+  const img = new Image();
+  img.onload = () => {
+    const size = 64;
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = size;
+    const g = canvas.getContext('2d');
+    if (!g) return;
+    g.drawImage(img, 0, 0, size, size);
+    g.fillStyle = '#d92d20';
+    g.strokeStyle = '#ffffff';
+    g.lineWidth = 4;
+    g.beginPath();
+    g.arc(size - 16, 16, 14, 0, 2 * Math.PI);
+    g.fill();
+    g.stroke();
+    if (unseen) for (const l of iconLinks) l.href = canvas.toDataURL('image/png');
+  };
+  img.src = '/icon-192.png';
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && unseen) {
+    unseen = 0;
+    showUnseen();
+  }
+});
+
+let audio = null;
+/** A short, soft tone and a vibration: for a new message, when turned on. */
+function alert_() {
+  if (navigator.vibrate) navigator.vibrate(80);
+  if (!audio || audio.state !== 'running') return;
+  const tone = audio.createOscillator();
+  const gain = audio.createGain();
+  tone.frequency.value = 880;
+  gain.gain.setValueAtTime(0.0001, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + 0.01);
+  gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+  tone.connect(gain).connect(audio.destination);
+  tone.start();
+  tone.stop(audio.currentTime + 0.3);
+}
+
+function unlockAudio() {
+  // Browsers let a page make a sound only after a tap; this runs inside one.
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) return;
+  audio ||= new Context();
+  audio.resume?.();
+}
+
+{
+  const muted = $('pref-muted');
+  const sound = $('pref-sound');
+  const notify = $('pref-notify');
+  muted.checked = prefs.muted;
+  sound.checked = prefs.sound;
+  notify.checked = prefs.notify;
+  $('prefs').hidden = false; // without JavaScript there is nothing to set
+  muted.addEventListener('change', () => { prefs.muted = muted.checked; savePrefs(); });
+  sound.addEventListener('change', () => {
+    prefs.sound = sound.checked;
+    savePrefs();
+    if (sound.checked) { unlockAudio(); alert_(); }
+  });
+  if (prefs.sound) addEventListener('pointerdown', unlockAudio, { once: true });
+  if (window.Notification && window.isSecureContext) {
+    notify.closest('label').hidden = false;
+    notify.addEventListener('change', async () => {
+      prefs.notify = notify.checked;
+      savePrefs();
+      if (notify.checked && Notification.permission === 'default') await Notification.requestPermission();
+    });
   }
 }
 
@@ -249,7 +377,6 @@ function setStatus(state) {
   statusEl.textContent = state;
 }
 
-const parse = (data) => { try { return JSON.parse(data); } catch { return null; } };
 
 /** One event from the stream, whether this tab's own or relayed by the leader. */
 function handle(kind, data, id) {
@@ -261,7 +388,7 @@ function handle(kind, data, id) {
     const d = parse(data);
     if (d) removeMessage(d.id);
   }
-  else if (kind === 'presence') { const p = parse(data); if (p) setOnline(p.online); }
+  else if (kind === 'presence') { settled = true; const p = parse(data); if (p) setOnline(p.online); }
   else if (kind === 'reset') reset();
   else if (kind === 'ping') { const ms = Number(data); if (ms > 0) heartbeat = ms; }
 }
@@ -351,6 +478,7 @@ if (channel) {
       lastByte = Date.now();
       heartbeat = msg.heartbeat || heartbeat;
       for (const m of msg.messages) showMessage(m);
+      settled = true;
       if (msg.online != null) setOnline(msg.online);
       setStatus(msg.state);
     }
