@@ -766,12 +766,21 @@ function autosize() {
 // UTF-16 units and would stop a text of emoji at half its length.
 const LIMITS = [[input, 2000, 'message'], [nameInput, 40, 'name']];
 const characters = (text) => [...text.replace(/\r\n?/g, '\n')].length;
+/** The counter shows from this many characters left, so a long message sees it coming. */
+const COUNT_FROM = 200;
+const counter = $('counter');
 function withinLimits() {
   let fine = true;
   for (const [field, max, what] of LIMITS) {
-    const over = characters(field === nameInput ? field.value.trim() : field.value) > max;
-    field.setCustomValidity(over ? `The ${what} is longer than ${max} characters.` : '');
-    fine &&= !over;
+    const count = characters(field === nameInput ? field.value.trim() : field.value);
+    const over = count - max;
+    field.setCustomValidity(over > 0 ? `The ${what} is ${over} characters over the limit of ${max}.` : '');
+    fine &&= over <= 0;
+    if (field === input) {
+      counter.hidden = max - count > COUNT_FROM;
+      counter.textContent = over > 0 ? `${over} over the limit of ${max}` : `${count} / ${max}`;
+      counter.classList.toggle('over', over > 0);
+    }
   }
   return fine;
 }
@@ -794,8 +803,13 @@ form.addEventListener('submit', (e) => {
   queue(text, nameInput.value.trim());
   input.focus();
 });
+// On a phone's keyboard Enter is the only way to break a line, and Send is a thumb
+// away: Enter breaks the line there. With a hardware keyboard Enter sends and
+// Shift+Enter breaks the line.
+const touchOnly = matchMedia('(hover: none) and (pointer: coarse)').matches;
+if (touchOnly) input.setAttribute('enterkeyhint', 'enter');
 input.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touchOnly) {
     e.preventDefault();
     form.requestSubmit();
   }

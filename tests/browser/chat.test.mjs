@@ -29,7 +29,7 @@ test('a phone and a desktop chat both ways without reloading', async () => {
   await laptop.evaluate(() => { window.notReloaded = true; });
 
   await laptop.fill('#message', 'hello from the laptop');
-  await laptop.press('#message', 'Enter');
+  await laptop.click('#composer [type=submit]');
   assert.equal(await laptop.inputValue('#message'), '', 'the input clears');
   await mobile.locator('.msg .text', { hasText: 'hello from the laptop' }).waitFor();
 
@@ -67,7 +67,7 @@ test('a slow message says sending…, and one that finds no server waits and goe
   const held = new Promise((r) => { release = r; });
   await page.route('**/message', async (route) => { await held; await route.continue(); });
   await page.fill('#message', 'slow one');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   const slow = page.locator('.msg.pending', { hasText: 'slow one' });
   await slow.locator('.state', { hasText: 'sending…' }).waitFor({ timeout: 3000 });
   release();
@@ -77,7 +77,7 @@ test('a slow message says sending…, and one that finds no server waits and goe
 
   await page.route('**/message', (route) => route.abort('internetdisconnected'));
   await page.fill('#message', 'lost wifi');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   const waiting = page.locator('.msg.pending', { hasText: 'lost wifi' });
   await waiting.locator('.state', { hasText: /waiting for the/ }).waitFor();
   await page.unroute('**/message');
@@ -92,7 +92,7 @@ test('the server\'s reason shows when it refuses a message', async () => {
   const page = await openChat(desktop);
   // A control character: the page lets it through, the server does not.
   await page.fill('#message', 'bell \u0007 rings');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   const failed = page.locator('.msg.failed');
   await failed.waitFor();
   assert.match(await failed.locator('.problem').textContent(), /control character/);
@@ -104,13 +104,13 @@ test('the longest message goes through in any script, and a longer one stays in 
   // 2,000 emoji: 4,000 UTF-16 units, 2,000 characters as the server counts them.
   const longest = '\u{1f600}'.repeat(2000);
   await page.fill('#message', longest);
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   const bubble = page.locator('.msg[data-id] .text', { hasText: '\u{1f600}\u{1f600}' }).last();
   await bubble.waitFor();
   assert.equal([...await bubble.textContent()].length, 2000);
   const over = '\u4e2d'.repeat(2001);
   await page.fill('#message', over);
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   assert.equal(await page.inputValue('#message'), over, 'kept, not sent');
   assert.match(await page.evaluate(() => document.getElementById('message').validationMessage), /2000/);
   await page.context().close();
@@ -125,7 +125,7 @@ test('sent too fast, a message says slow down and goes out by itself after the w
     await page.locator('#status[data-state="connected"]').waitFor();
     for (const text of ['one', 'two', 'three']) {
       await page.fill('#message', text);
-      await page.press('#message', 'Enter');
+      await page.click('#composer [type=submit]');
     }
     const third = page.locator('.msg', { hasText: 'three' });
     await third.locator('.state', { hasText: /Slow down: sending again in \d s/ }).waitFor();
@@ -144,7 +144,7 @@ test('the nickname is remembered across a reload and sent with messages', async 
   assert.equal(await page.inputValue('#name'), 'Dee');
   await page.locator('#status[data-state="connected"]').waitFor();
   await page.fill('#message', 'named');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   const bubble = page.locator('.msg[data-id]', { hasText: 'named' }).last();
   await bubble.waitFor();
   assert.equal(await bubble.locator('.who').textContent(), 'Dee');
@@ -156,7 +156,7 @@ test('markup in a message is shown as text and never run', async () => {
   const reader = await openChat(phone);
   const evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>';
   await sender.fill('#message', evil);
-  await sender.press('#message', 'Enter');
+  await sender.click('#composer [type=submit]');
   const bubble = reader.locator('.msg[data-id]', { hasText: 'onerror' });
   await bubble.waitFor();
   assert.equal(await bubble.locator('.text').textContent(), evil);

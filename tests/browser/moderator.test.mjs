@@ -60,20 +60,20 @@ test('a muted sender is told for how long; the host\'s posts carry the mark', as
   const guest = await open('/');
   await guest.fill('#name', 'host');
   await guest.fill('#message', 'free pizza in room 4');
-  await guest.press('#message', 'Enter');
+  await guest.click('#composer [type=submit]');
   const spam = host.locator('.msg[data-id]', { hasText: 'free pizza' });
   await spam.locator('.mod-toggle').tap();
   await spam.getByRole('button', { name: /Mute sender/ }).tap();
   await spam.locator('.problem', { hasText: 'Sender muted for 10 minutes' }).waitFor();
 
   await guest.fill('#message', 'more pizza');
-  await guest.press('#message', 'Enter');
+  await guest.click('#composer [type=submit]');
   await guest.locator('.msg.failed', { hasText: 'more pizza' })
     .locator('.problem', { hasText: 'muted for 10 minutes by the host' }).waitFor();
 
   await host.fill('#name', 'Sam');
   await host.fill('#message', 'welcome, everyone');
-  await host.press('#message', 'Enter');
+  await host.click('#composer [type=submit]');
   const real = guest.locator('.msg[data-id]', { hasText: 'welcome, everyone' });
   await real.locator('.host', { hasText: 'host' }).waitFor();
   // Someone who calls themself "host" gets no mark.

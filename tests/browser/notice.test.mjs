@@ -68,7 +68,7 @@ test('hidden, new messages count in the title and on the icon until the tab is s
   // Own messages never count.
   await setHidden(page, true);
   await page.fill('#message', 'my own');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   await page.locator('.msg[data-id]', { hasText: 'my own' }).waitFor();
   assert.equal(await page.title(), 'lanchat');
   await page.context().close();

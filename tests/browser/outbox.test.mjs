@@ -25,7 +25,7 @@ async function open(context, server, url = origin(server)) {
 
 async function type(page, text) {
   await page.fill('#message', text);
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
 }
 
 test('typed while the server is down, kept across a closed tab, sent in order once it is back', async () => {

@@ -32,7 +32,7 @@ test('a probe or any site lands on the chat, and Continue lets the phone online'
 
   // The chat works in the sheet.
   await page.fill('#message', 'hello from the sign-in sheet');
-  await page.press('#message', 'Enter');
+  await page.click('#composer [type=submit]');
   await page.locator('.msg[data-id]', { hasText: 'from the sign-in sheet' }).waitFor();
 
   await page.getByRole('button', { name: 'Continue' }).tap();

@@ -114,7 +114,7 @@ for (const [label, init] of [
       for (const page of pages) assert.equal(await until(() => onlineOf(page), '1 online'), '1 online');
 
       await pages[2].fill('#message', `from tab 3 via ${label}`);
-      await pages[2].press('#message', 'Enter');
+      await pages[2].click('#composer [type=submit]');
       for (const page of pages) {
         await page.locator('.msg[data-id]', { hasText: 'from tab 3' }).waitFor();
       }
@@ -161,7 +161,7 @@ test('with an access key, the link from the QR code lets a phone in and a bare U
   assert.equal(new URL(guest.url()).search, '', 'the key leaves the address bar');
   await connected(guest);
   await guest.fill('#message', 'in with the key');
-  await guest.press('#message', 'Enter');
+  await guest.click('#composer [type=submit]');
   await guest.locator('.msg[data-id]', { hasText: 'in with the key' }).waitFor();
   assert.equal(await guest.evaluate(() => document.cookie), '', 'scripts cannot read the key');
   await guest.reload();
@@ -186,7 +186,7 @@ test('screenshots of the phone and desktop views, light and dark', async () => {
       await page.locator('.msg[data-id]').nth(2).waitFor();
       const shown = await page.locator('.msg[data-id]').count();
       await page.fill('#message', 'On my way');
-      await page.press('#message', 'Enter');
+      await page.click('#composer [type=submit]');
       await page.locator('.msg[data-id]').nth(shown).waitFor();
       await page.fill('#message', 'Typing…');
       const file = join(screenshots, `${name}-${scheme}.png`);
