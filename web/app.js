@@ -105,6 +105,11 @@ function bubble(m, classes) {
   const who = document.createElement('span');
   who.className = 'who';
   who.textContent = m.name;
+  who.dir = 'auto';
+  who.title = m.name;
+  // Each name its own colour (a hue from a hash of the name; the theme sets the
+  // lightness, so that every hue reads on its background).
+  who.style.setProperty('--hue', String(hue(m.name)));
   meta.append(who);
   if (m.mod) {
     // Set by the server for the moderator's posts only: a name can be taken, this not.
@@ -118,12 +123,120 @@ function bubble(m, classes) {
   const date = new Date(m.time);
   when.dateTime = date.toISOString();
   when.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  // The whole date: on hover, and on a tap (a phone has no hover).
+  when.title = date.toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });
+  when.addEventListener('click', () => {
+    const full = when.dataset.full !== '1';
+    when.dataset.full = full ? '1' : '';
+    when.textContent = full ? when.title : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  });
   const text = document.createElement('div');
   text.className = 'text';
-  text.textContent = m.text;
+  text.dir = 'auto';
+  text.append(...linked(m.text));
   meta.append(when);
   li.append(meta, text);
   return li;
+}
+
+/** A hue for a name, the same on every device. */
+function hue(name) {
+  let h = 2166136261;
+  for (const c of name) h = Math.imul(h ^ c.codePointAt(0), 16777619);
+  return (h >>> 0) % 360;
+}
+
+/** The text as nodes, with http: and https: addresses as links; never as HTML. */
+function linked(text) {
+  const nodes = [];
+  const re = /\bhttps?:\/\/[^\s<>"]+/gi;
+  let at = 0;
+  for (let found = re.exec(text); found; found = re.exec(text)) {
+    // Sentence punctuation after an address belongs to the sentence.
+    const url = found[0].replace(/[.,;:!?)\]'"]+$/, '');
+    let href;
+    try { href = new URL(url); } catch { continue; }
+    if (href.protocol !== 'http:' && href.protocol !== 'https:') continue;
+    nodes.push(document.createTextNode(text.slice(at, found.index)));
+    const a = document.createElement('a');
+    a.href = href.href;
+    a.textContent = url;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    nodes.push(a);
+    at = found.index + url.length;
+    re.lastIndex = at;
+  }
+  nodes.push(document.createTextNode(text.slice(at)));
+  return nodes;
+}
+
+// ---- days and groups ------------------------------------------------------------
+/** Messages from one person this close together share one name. */
+const GROUP_MS = 5 * 60 * 1000;
+const dayOf = (time) => new Date(time).toDateString();
+function dayLabel(time) {
+  const day = new Date(time);
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (day.toDateString() === today.toDateString()) return 'Today';
+  if (day.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  const options = { weekday: 'short', day: 'numeric', month: 'short' };
+  if (day.getFullYear() !== today.getFullYear()) options.year = 'numeric';
+  return day.toLocaleDateString([], options);
+}
+
+/** The confirmed message before or after `li` in the list, skipping anything else. */
+function neighbour(li, forward) {
+  let el = forward ? li.nextElementSibling : li.previousElementSibling;
+  while (el && !(el.matches('.msg[data-id]'))) {
+    if (el.matches('.day.restart')) return null;
+    el = forward ? el.nextElementSibling : el.previousElementSibling;
+  }
+  return el;
+}
+
+/**
+ * Fits a message just placed into its surroundings: a separator when the day
+ * changes, its name hidden when it follows one of the same person's shortly before;
+ * and the same for the message after it.
+ */
+function fitIn(li) {
+  for (const el of [li, neighbour(li, true)]) {
+    if (!el) continue;
+    const m = shown.get(el.dataset.id)?.m;
+    if (!m) continue;
+    const before = neighbour(el, false);
+    const prev = before && shown.get(before.dataset.id)?.m;
+    let sep = el.previousElementSibling;
+    if (!(sep && sep.matches('.day:not(.restart)'))) sep = null;
+    const newDay = !prev || dayOf(prev.time) !== dayOf(m.time);
+    if (newDay && !sep) {
+      sep = document.createElement('li');
+      sep.className = 'day';
+      list.insertBefore(sep, el);
+    } else if (!newDay && sep) {
+      sep.remove();
+      sep = null;
+    }
+    if (sep) sep.textContent = dayLabel(m.time);
+    const sameSender = prev && !newDay && prev.name === m.name && Boolean(prev.mod) === Boolean(m.mod)
+      && m.time - prev.time < GROUP_MS && el.classList.contains('own') === before.classList.contains('own');
+    el.classList.toggle('cont', Boolean(sameSender));
+  }
+}
+
+/** A message that leaves the list takes its separator with it when that leads nothing. */
+function unfit(li) {
+  const next = neighbour(li, true);
+  const sep = li.previousElementSibling;
+  li.remove();
+  if (sep && sep.matches('.day:not(.restart)')) {
+    const after = sep.nextElementSibling;
+    if (!after || !after.matches('.msg[data-id]')) sep.remove();
+  }
+  if (next) fitIn(next);
 }
 
 // ---- moderation (only with the moderator's cookie) --------------------------------
@@ -198,8 +311,9 @@ function note(li, text) {
 function removeMessage(id) {
   const entry = shown.get(id);
   if (!entry) return;
-  entry.li.remove();
   shown.delete(id);
+  unfit(entry.li);
+  showEmpty();
 }
 
 /** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up. */
@@ -229,14 +343,56 @@ function showMessage(m) {
   const mention = !isOwn && namesMe(m.text);
   if (mention) li.classList.add('mention');
   shown.set(m.id, { m, li });
+  // Still on the server after a reset: no longer only on this device.
+  list.querySelector(`.msg.stale[data-stale-id="${CSS.escape(m.id)}"]`)?.remove();
   place(li, isOwn);
+  fitIn(li);
+  showEmpty();
   if (!isOwn) notice(m, mention);
   if (shown.size > MAX_SHOWN) {
-    const [oldest] = shown.keys();
-    shown.get(oldest).li.remove();
-    shown.delete(oldest);
+    const oldest = list.querySelector('.msg[data-id]');
+    shown.delete(oldest.dataset.id);
+    unfit(oldest);
   }
 }
+
+/** An empty chat says what to do. */
+function showEmpty() {
+  $('empty').hidden = list.querySelector('.msg') !== null;
+}
+
+// ---- older messages, as the list is scrolled up ------------------------------------
+let olderMore = true;
+let olderLoading = false;
+/** How close to the top (px) loads the page of messages before the first shown. */
+const OLDER_AT_PX = 200;
+async function loadOlder() {
+  const first = list.querySelector('.msg[data-id]');
+  if (olderLoading || !olderMore || !first || scroller.scrollTop > OLDER_AT_PX) return;
+  olderLoading = true;
+  try {
+    const res = await fetch(`/messages?before=${encodeURIComponent(first.dataset.id)}&limit=50`);
+    if (!res.ok) return;
+    const page = await res.json();
+    olderMore = Boolean(page.more);
+    // Where the reader is stays where it is, however much goes in above.
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    for (const m of page.messages.reverse()) {
+      if (shown.has(m.id) || !list.contains(first)) continue;
+      const li = bubble(m, own.has(m.id) ? 'own' : '');
+      li.dataset.id = m.id;
+      if (isHost) moderation(li, m.id);
+      shown.set(m.id, { m, li });
+      const top = list.querySelector('.msg[data-id]');
+      list.insertBefore(li, top.previousElementSibling?.matches('.day') ? top.previousElementSibling : top);
+      fitIn(li);
+    }
+    scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  } catch { /* again at the next scroll */ } finally {
+    olderLoading = false;
+  }
+}
+scroller.addEventListener('scroll', loadOlder, { passive: true });
 
 // ---- nothing new goes unnoticed ------------------------------------------------
 // While the page is hidden, new messages from others count in the title and as a dot
@@ -361,9 +517,29 @@ function unlockAudio() {
   }
 }
 
+/**
+ * The server does not know the last id this page saw: it restarted without its
+ * history, or this page was away longer than the history kept. Everything it still
+ * has follows. What this page showed stays, under a note, until the server sends it
+ * again: what it never does was lost with the server's memory and is now only here.
+ */
 function reset() {
-  for (const { li } of shown.values()) li.remove();
+  list.querySelector('.day.restart')?.remove();
+  for (const [id, { li }] of shown) {
+    li.classList.add('stale');
+    li.dataset.staleId = id;
+    delete li.dataset.id;
+    li.querySelector('.mod-toggle')?.remove();
+  }
   shown.clear();
+  const stale = list.querySelectorAll('.msg.stale');
+  if (stale.length) {
+    const note = document.createElement('li');
+    note.className = 'day restart';
+    note.textContent = 'The server restarted: the messages above are only on this device.';
+    stale[stale.length - 1].after(note);
+  }
+  olderMore = true;
 }
 
 function setOnline(n) {

@@ -103,7 +103,8 @@ test('the header stays on one line while reconnecting, at 320 px', async () => {
 });
 
 test('no accessibility violations, light and dark, phone and desktop, guest and host', async () => {
-  await post(server, 'a message from someone else');
+  // Names of several hues, each in the colour of its own.
+  for (const name of ['Ada', 'Bo', 'Cy', 'Dee', 'Eve', 'Yusuf', 'Zoë']) await post(server, `hello from ${name}`, name);
   const found = [];
   for (const [device, options] of [['phone', phone], ['desktop', desktop]]) {
     for (const scheme of ['light', 'dark']) {

@@ -38,7 +38,7 @@ test('a server restart shows reconnecting, then connected, and loses or doubles 
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a server that lost its history sends a reset and the page redraws', async () => {
+test('a server that lost its history sends a reset; what the page showed stays, marked as only here', async () => {
   let server = await startServer();
   const page = await (await browser.newContext(desktop)).newPage();
   await page.goto(server.url);
@@ -51,6 +51,14 @@ test('a server that lost its history sends a reset and the page redraws', async 
   await post(server, 'from the new run');
   await connected(page);
   assert.deepEqual(await until(() => texts(page), ['from the new run']), ['from the new run']);
+  // The old run's message is still on screen, above a note that says why it is
+  // only on this device, and the new run's comes after the note.
+  const order = await page.locator('#messages > li').evaluateAll((els) => els.map((e) =>
+    e.matches('.msg.stale') ? `stale: ${e.querySelector('.text').textContent}`
+      : e.matches('.day.restart') ? 'note' : e.matches('.msg') ? e.querySelector('.text').textContent : null)
+    .filter(Boolean));
+  assert.deepEqual(order, ['stale: from the old run', 'note', 'from the new run']);
+  assert.match(await page.locator('.day.restart').textContent(), /only on this device/);
   await page.context().close();
   await server.stop();
 });
