@@ -254,6 +254,9 @@ async fn next_head(
     }
 }
 
+/// Room for a response's head: its status line and a dozen headers.
+const RESPONSE_HEAD_ROOM: usize = 512;
+
 async fn write_response(
     stream: &Socket,
     mut res: Response,
@@ -264,8 +267,10 @@ async fn write_response(
     if closes {
         res.insert_header("connection", "close");
     }
-    // Bodies here are small and in memory: encode all of it, then one write.
-    let mut bytes = Vec::new();
+    // Bodies here are small and in memory: encode all of it, then one write. Sized
+    // for the head and the body at once: grown from nothing, the buffer would be
+    // reallocated and zeroed several times per answer.
+    let mut bytes = Vec::with_capacity(res.len().unwrap_or(0) + RESPONSE_HEAD_ROOM);
     async_h1::server::Encoder::new(res, method)
         .read_to_end(&mut bytes)
         .await?;

@@ -60,6 +60,11 @@ pub const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line of a chunked body (with extensions, which are ignored).
 const MAX_CHUNK_LINE: usize = 1024;
 
+/// The first read of a head goes to the stack, this much: more than a browser's
+/// head with its cookies, so the common case is one read and no question to the
+/// kernel of how much is waiting.
+const STACK_READ: usize = 2048;
+
 /// A request head, parsed and vetted.
 #[derive(Debug)]
 pub struct Head {
@@ -209,13 +214,13 @@ impl Wire {
         }
     }
 
-    /// Reads once from the socket into the buffer, at most so much that the unused
-    /// bytes stay within `cap`. `Ok(0)`: end of file.
+    /// Reads from the socket into the buffer, at most so much that the unused bytes
+    /// stay within `cap`. `Ok(0)`: end of file.
     ///
-    /// The buffer grows by what the socket holds (asked of the kernel first), so a
-    /// head that came in one piece is held in a buffer of its own size; while
-    /// nothing is there, the wait is on a small read into the stack, so a
-    /// connection that waits holds no spare room.
+    /// The read goes to the stack first, so a connection that waits holds no spare
+    /// room and a head that came in one piece costs one read, and is kept in a buffer
+    /// of its own size. Only when it fills the stack is the kernel asked how much
+    /// more the socket holds, so that a long head also gets a buffer of its size.
     fn poll_fill(&mut self, cx: &mut Context<'_>, cap: usize) -> Poll<io::Result<usize>> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
@@ -223,25 +228,27 @@ impl Wire {
         }
         let have = self.buf.len();
         let limit = cap.saturating_sub(have).max(1);
-        let waiting = rustix::io::ioctl_fionread(self.stream.get_ref()).map_or(0, |n| n as usize);
-        if waiting == 0 {
-            let mut small = [0u8; 512];
-            let want = limit.min(small.len());
-            let n = try_ready!(Pin::new(&mut &*self.stream).poll_read(cx, &mut small[..want]));
-            self.grow(n);
-            self.buf.extend_from_slice(&small[..n]);
+        let mut stack = [0u8; STACK_READ];
+        let want = limit.min(stack.len());
+        let n = try_ready!(Pin::new(&mut &*self.stream).poll_read(cx, &mut stack[..want]));
+        let waiting = match n == STACK_READ && limit > n {
+            true => rustix::io::ioctl_fionread(self.stream.get_ref()).map_or(0, |w| w as usize),
+            false => 0,
+        };
+        let room = waiting.min(limit - n);
+        self.grow(n + room);
+        self.buf.extend_from_slice(&stack[..n]);
+        if room == 0 {
             return Poll::Ready(Ok(n));
         }
-        let room = waiting.min(limit);
-        self.grow(room);
-        self.buf.resize(have + room, 0);
-        let read = Pin::new(&mut &*self.stream).poll_read(cx, &mut self.buf[have..]);
-        let n = match &read {
-            Poll::Ready(Ok(n)) => *n,
+        self.buf.resize(have + n + room, 0);
+        let more = match Pin::new(&mut &*self.stream).poll_read(cx, &mut self.buf[have + n..]) {
+            Poll::Ready(Ok(more)) => more,
+            // What came first is the answer; an error shows again at the next read.
             _ => 0,
         };
-        self.buf.truncate(have + n);
-        read
+        self.buf.truncate(have + n + more);
+        Poll::Ready(Ok(n + more))
     }
 
     /// Makes room for `more` bytes: exactly, when they are at least as many as the
