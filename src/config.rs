@@ -54,6 +54,11 @@ pub struct Config {
     /// Posts each client address may make: a burst, then one more per interval;
     /// `None` (`off`) for none. Enough for anyone typing; a flood is slowed.
     pub post_rate: Option<Rate>,
+    /// The largest file one upload may carry: a photo from a phone, or a PDF.
+    pub max_upload: u64,
+    /// Bytes of files kept, the oldest going first; `None`: 1 GiB with
+    /// `--data-dir`, 64 MiB in memory without.
+    pub media_quota: Option<u64>,
     /// Hotspot mode: requests for other sites are answered as a captive portal
     /// that leads to the chat (see [`crate::portal`]).
     pub portal: bool,
@@ -102,6 +107,8 @@ impl Default for Config {
             key: None,
             mod_key: None,
             portal: false,
+            max_upload: 16 << 20,
+            media_quota: None,
             post_rate: Some(Rate {
                 burst: 20,
                 every: Duration::from_secs(1),
@@ -220,6 +227,20 @@ pub const FLAGS: &[Flag] = &[
         help: "moderator key: open /?mod=KEY to delete messages and mute senders",
         set: |c, _, v| secret(v, "LANCHAT_MOD_KEY").map(|k| c.mod_key = Some(k)),
         default: |c, _| (if c.mod_key.is_some() { "set" } else { "none" }).into(),
+    },
+    Flag {
+        name: "max-upload",
+        value: "SIZE",
+        help: "largest file one upload may carry (413 past it)",
+        set: |c, _, v| size(v, 1 << 10, 1 << 32).map(|n| c.max_upload = n),
+        default: |c, _| show_size(c.max_upload),
+    },
+    Flag {
+        name: "media-quota",
+        value: "SIZE",
+        help: "files kept, the oldest go first (default: 1GiB with --data-dir, 64MiB without)",
+        set: |c, _, v| size(v, 1 << 20, 1 << 44).map(|n| c.media_quota = Some(n)),
+        default: |c, _| c.media_quota.map_or("auto".into(), show_size),
     },
     Flag {
         name: "portal",
@@ -379,6 +400,13 @@ where
     if config.backlog > config.history {
         config.backlog = config.history;
     }
+    if config.media_quota.is_some_and(|q| q < config.max_upload) {
+        return Err(format!(
+            "--media-quota {} is smaller than --max-upload {}: the largest file must fit",
+            show_size(config.media_quota.unwrap_or(0)),
+            show_size(config.max_upload)
+        ));
+    }
     if config.mod_key.is_some() && config.mod_key == config.key {
         return Err(
             "--mod-key: the moderator key must differ from --key, which everyone \
@@ -443,6 +471,42 @@ fn secret(v: &str, var: &str) -> Result<String, String> {
     } else {
         Ok(v.to_string())
     }
+}
+
+/// A size in bytes: a number with KiB, MiB or GiB (or K, M, G; a bare number is
+/// bytes).
+fn size(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let t = v.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(digits_end);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{v}' is not a size such as 16MiB or 1GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("'{v}' is not a size such as 16MiB or 1GiB")),
+    };
+    let bytes = n.checked_shl(shift).filter(|b| b >> shift == n);
+    match bytes {
+        Some(b) if (min..=max).contains(&b) => Ok(b),
+        _ => Err(format!(
+            "'{v}' is out of range ({} to {})",
+            show_size(min),
+            show_size(max)
+        )),
+    }
+}
+
+fn show_size(bytes: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}")
 }
 
 fn number(v: &str, min: usize, max: usize) -> Result<usize, String> {
@@ -609,6 +673,19 @@ mod tests {
             let e = run(&["--post-rate", bad], &[]).unwrap_err();
             assert!(e.starts_with("--post-rate: "), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn sizes_take_units_and_the_quota_holds_the_largest_file() {
+        let (c, _) = run(&["--max-upload", "8MiB", "--media-quota", "2G"], &[]).unwrap();
+        assert_eq!((c.max_upload, c.media_quota), (8 << 20, Some(2 << 30)));
+        for bad in ["lots", "5TiB", "0", "-1MiB"] {
+            let e = run(&["--max-upload", bad], &[]).unwrap_err();
+            assert!(e.starts_with("--max-upload: "), "{bad}: {e}");
+        }
+        let e = run(&["--max-upload", "64MiB", "--media-quota", "32MiB"], &[]).unwrap_err();
+        assert!(e.contains("--media-quota"), "{e}");
+        assert_eq!(show_size(16 << 20), "16MiB");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Shared {
     pub writers: Arc<Executor<'static>>,
     /// The first chunk of every stream: the `retry:` delay and a comment.
     pub opening: Frame,
+    /// The files people shared.
+    pub media: crate::media::Media,
 }
 
 /// Serves one connection until the client closes, a deadline passes, or shutdown.
@@ -179,7 +181,8 @@ async fn answer(
             return After::Close;
         }
     }
-    match routes::handle(req, peer, &shared.config, &shared.registry).await {
+    let routed = routes::handle(req, peer, &shared.config, &shared.registry, &shared.media);
+    match routed.await {
         Reply::Response(res) => {
             let res = *res;
             let closes = client_closes || header_is(&res, "connection", "close");
@@ -267,16 +270,31 @@ async fn write_response(
     if closes {
         res.insert_header("connection", "close");
     }
+    let mut writer = &**stream;
+    let len = res.len().unwrap_or(0);
+    let mut encoder = async_h1::server::Encoder::new(res, method);
+    if len > STREAMED {
+        // A file: sent as it is read, each piece within the write deadline, so a
+        // large photo on a slow phone takes as long as it needs while it moves.
+        let mut piece = vec![0; STREAMED];
+        loop {
+            let n = encoder.read(&mut piece).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            with_deadline(writer.write_all(&piece[..n]), shared.config.write_timeout).await?;
+        }
+    }
     // Bodies here are small and in memory: encode all of it, then one write. Sized
     // for the head and the body at once: grown from nothing, the buffer would be
     // reallocated and zeroed several times per answer.
-    let mut bytes = Vec::with_capacity(res.len().unwrap_or(0) + RESPONSE_HEAD_ROOM);
-    async_h1::server::Encoder::new(res, method)
-        .read_to_end(&mut bytes)
-        .await?;
-    let mut writer = &**stream;
+    let mut bytes = Vec::with_capacity(len + RESPONSE_HEAD_ROOM);
+    encoder.read_to_end(&mut bytes).await?;
     with_deadline(writer.write_all(&bytes), shared.config.write_timeout).await
 }
+
+/// Answers with bodies larger than this are written as they are read.
+const STREAMED: usize = 64 * 1024;
 
 /// Reads what the handler left of the body; `false` when the connection cannot be
 /// reused (too much left, too slow, or broken).

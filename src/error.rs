@@ -32,6 +32,12 @@ pub enum Error {
     Timeout,
     /// `413`.
     TooLarge,
+    /// `413` for one file over `--max-upload` (this many bytes).
+    FileTooLarge(u64),
+    /// `410`: a file that is no longer kept.
+    Gone,
+    /// `416`: a range beyond the end of the file (its size).
+    RangeNotSatisfiable(u64),
     /// `415`.
     UnsupportedType,
     /// `429`: the client posted faster than `--post-rate`; one more is allowed after
@@ -77,9 +83,18 @@ impl Error {
                 "the request body came too slowly",
             ),
             Error::TooLarge => (StatusCode::PayloadTooLarge, "the request body is too large"),
+            Error::FileTooLarge(_) => (StatusCode::PayloadTooLarge, "the file is too large"),
+            Error::Gone => (
+                StatusCode::Gone,
+                "this file is no longer kept: newer files took its room",
+            ),
+            Error::RangeNotSatisfiable(_) => (
+                StatusCode::RequestedRangeNotSatisfiable,
+                "the range is beyond the end of the file",
+            ),
             Error::UnsupportedType => (
                 StatusCode::UnsupportedMediaType,
-                "send the message as application/x-www-form-urlencoded",
+                "send the message as application/x-www-form-urlencoded or multipart/form-data",
             ),
             Error::TooManyRequests(_) => (
                 StatusCode::TooManyRequests,
@@ -114,7 +129,10 @@ impl Error {
     /// unread or half read. (A head that could not be read always closes: the
     /// connection does that itself.)
     pub fn closes(self) -> bool {
-        matches!(self, Error::Timeout | Error::TooLarge)
+        matches!(
+            self,
+            Error::Timeout | Error::TooLarge | Error::FileTooLarge(_)
+        )
     }
 
     /// The response for this error: a plain-text reason a person can read (for a
@@ -136,6 +154,12 @@ impl Error {
         if let Error::TooManyRequests(seconds) = self {
             res.insert_header("retry-after", seconds.to_string());
             reason = format!("{reason}: wait {seconds} s");
+        }
+        if let Error::FileTooLarge(max) = self {
+            reason = format!("{reason}: the most is {} MiB", max.div_ceil(1 << 20));
+        }
+        if let Error::RangeNotSatisfiable(size) = self {
+            res.insert_header("content-range", format!("bytes */{size}"));
         }
         if let Error::Muted(minutes) = self {
             let unit = if minutes == 1 { "minute" } else { "minutes" };

@@ -56,7 +56,9 @@ pub mod error;
 pub mod inbound;
 pub mod limit;
 pub mod log;
+pub mod media;
 pub mod message;
+pub mod multipart;
 pub mod net;
 pub mod outbox;
 pub mod portal;
@@ -66,6 +68,7 @@ pub mod server;
 pub mod sse;
 pub mod store;
 pub mod stream;
+pub mod upload;
 
 use std::future::Future;
 use std::io;

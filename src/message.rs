@@ -102,6 +102,9 @@ pub struct Message {
     /// lost answer is recognised and a page can match its own message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cid: Option<String>,
+    /// Files (photos) the message carries; its text is then their caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::media::FileInfo>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -183,6 +186,8 @@ pub struct Draft {
     pub sent: Option<u64>,
     /// The poster's own id for the message (the `cid` field).
     pub cid: Option<String>,
+    /// Files stored with it; with any, the text may be empty (no caption).
+    pub files: Vec<crate::media::FileInfo>,
 }
 
 /// Why a posted body is not a message; each reads as the reason in a `400`.
@@ -233,14 +238,31 @@ impl Draft {
     /// `message` field and an optional `name` field. Unknown fields are ignored;
     /// of repeated fields the first counts.
     pub fn from_form(body: &[u8]) -> Result<Draft, Invalid> {
+        let mut fields = Vec::new();
+        for pair in body.split(|&b| b == b'&') {
+            let mut parts = pair.splitn(2, |&b| b == b'=');
+            let key = decode_component(parts.next().unwrap_or_default())?;
+            // Fields of no use here are not even decoded: whatever they hold is fine.
+            if !matches!(key.as_str(), "message" | "name" | "cid" | "sent") {
+                continue;
+            }
+            let value = decode_component(parts.next().unwrap_or_default())?;
+            fields.push((key, value));
+        }
+        Draft::from_fields(fields, Vec::new())
+    }
+
+    /// Validates decoded fields (`message`, `name`, `cid`, `sent`; others are
+    /// ignored, of repeated ones the first counts), with the files stored for them.
+    pub fn from_fields(
+        fields: Vec<(String, String)>,
+        files: Vec<crate::media::FileInfo>,
+    ) -> Result<Draft, Invalid> {
         let mut text = None;
         let mut name = None;
         let mut sent = None;
         let mut cid = None;
-        for pair in body.split(|&b| b == b'&') {
-            let mut parts = pair.splitn(2, |&b| b == b'=');
-            let key = decode_component(parts.next().unwrap_or_default())?;
-            let value = parts.next().unwrap_or_default();
+        for (key, value) in fields {
             let slot = match key.as_str() {
                 "message" => &mut text,
                 "name" => &mut name,
@@ -249,10 +271,20 @@ impl Draft {
                 _ => continue,
             };
             if slot.is_none() {
-                *slot = Some(decode_component(value)?);
+                *slot = Some(value);
             }
         }
-        let mut draft = Draft::new(name.as_deref().unwrap_or(""), text.as_deref().unwrap_or(""))?;
+        let text = text.unwrap_or_default();
+        // A photo needs no caption: a text of white space goes as no text.
+        let caption_only = !files.is_empty() && text.trim().is_empty();
+        let mut draft = Draft::new(
+            name.as_deref().unwrap_or(""),
+            if caption_only { "-" } else { &text },
+        )?;
+        if caption_only {
+            draft.text.clear();
+        }
+        draft.files = files;
         // Only a help for a wrong server clock: a value that is not a time is left out.
         draft.sent = sent
             .and_then(|s| s.parse::<u64>().ok())
@@ -296,6 +328,7 @@ impl Draft {
             by_mod: false,
             sent: None,
             cid: None,
+            files: Vec::new(),
         })
     }
 }
@@ -441,6 +474,7 @@ mod tests {
             time: 12,
             by_mod: false,
             cid: None,
+            files: Vec::new(),
         };
         assert_eq!(
             m.to_json(),
@@ -503,6 +537,7 @@ mod tests {
             time: 1,
             by_mod: true,
             cid: None,
+            files: Vec::new(),
         });
         let d = Record::Deletion(Deletion {
             id: "5-2".into(),

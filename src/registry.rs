@@ -172,7 +172,9 @@ pub enum PublishError {
 }
 
 /// What a moderator's deletion or mute comes to.
-pub type Moderated = Result<(), Refused>;
+/// `Ok` holds the ids of the files the deleted message carried, for the caller to
+/// remove (none for a mute).
+pub type Moderated = Result<Vec<String>, Refused>;
 
 /// Why a moderator's deletion or mute was not done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -794,6 +796,7 @@ impl Registry {
             time: self.clock.time(now_millis()),
             by_mod: draft.by_mod,
             cid: draft.cid,
+            files: draft.files,
         }
     }
 
@@ -867,6 +870,7 @@ impl Registry {
         let Ok(id) = record.id().parse::<Id>() else {
             return;
         };
+        let mut files = Vec::new();
         let (kept, frame) = match &record {
             Record::Message(message) => {
                 let frame = message_frame(message);
@@ -884,6 +888,9 @@ impl Registry {
                         let removed =
                             std::mem::replace(&mut self.history[at].kept, Kept::Removed { sender });
                         index_cid(&mut self.cids, &removed, false);
+                        if let Kept::Message { message, .. } = removed {
+                            files = message.files.into_iter().map(|f| f.id).collect();
+                        }
                     }
                 }
                 let frame = deletion_frame(d);
@@ -911,7 +918,7 @@ impl Registry {
                 let _ = reply.try_send(Ok(message));
             }
             (Reply::Delete(reply), _) => {
-                let _ = reply.try_send(Ok(()));
+                let _ = reply.try_send(Ok(files));
             }
             // Not made: a post's record is its message.
             (Reply::Post(_), Record::Deletion(_)) => {}
@@ -932,7 +939,7 @@ impl Registry {
         } else {
             self.muted.insert(sender, Instant::now() + time);
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Whether `client` is let in, letting it in first when `admit` is set.
@@ -1367,6 +1374,7 @@ mod tests {
             time: 1,
             by_mod: false,
             cid: None,
+            files: Vec::new(),
         })
     }
 
@@ -1464,7 +1472,7 @@ mod tests {
         let mut r = registry(10, 10);
         let sub = r.join(None);
         post(&mut r, 3);
-        assert_eq!(delete(&mut r, "77-2").try_recv().unwrap(), Ok(()));
+        assert_eq!(delete(&mut r, "77-2").try_recv().unwrap(), Ok(Vec::new()));
         // Live: the deletion, in the sequence, after the three messages.
         assert_eq!(written(&sub), ["77-1", "77-2", "77-3", "delete"]);
         assert_eq!(ids(&r.replay_after(Some("77-1"))), ["77-3", "delete"]);
@@ -1508,7 +1516,7 @@ mod tests {
         }));
         let first = offer(&mut r, "spam").try_recv().unwrap().unwrap();
         let id: Id = first.id.parse().unwrap();
-        assert_eq!(r.mute(id, Duration::from_secs(600)), Ok(()));
+        assert_eq!(r.mute(id, Duration::from_secs(600)), Ok(Vec::new()));
         let now = Instant::now();
         let draft = Draft::new("a", "more").unwrap();
         match r.may_post(&draft, POSTER, now) {
@@ -1525,7 +1533,7 @@ mod tests {
         assert_eq!(r.may_post(&host, POSTER, now), Ok(()));
         // A deleted message's sender can still be muted; zero lifts the mute.
         delete(&mut r, &first.id).try_recv().unwrap().unwrap();
-        assert_eq!(r.mute(id, Duration::ZERO), Ok(()));
+        assert_eq!(r.mute(id, Duration::ZERO), Ok(Vec::new()));
         assert_eq!(r.may_post(&draft, POSTER, now), Ok(()), "unmuted");
         assert!(
             matches!(
@@ -1573,7 +1581,7 @@ mod tests {
         let done = delete(&mut r, "77-1");
         let twice = delete(&mut r, "77-1"); // waits for the write under way
         settle(&mut r);
-        assert_eq!(done.try_recv().unwrap(), Ok(()));
+        assert_eq!(done.try_recv().unwrap(), Ok(Vec::new()));
         assert_eq!(twice.try_recv().unwrap(), Err(Refused::NotFound));
         assert_eq!(written(&sub), ["77-1", "delete"]);
         let (_, on_disk) = Store::open(&dir, 100).unwrap();

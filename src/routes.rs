@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use crate::config::Config;
 pub use crate::error::Error;
+use crate::media::Media;
 use crate::message::{Draft, Id};
 use crate::registry::Handle;
 use crate::registry::{PublishError, Refused, Subscription};
@@ -42,7 +43,13 @@ pub struct Peer {
 
 /// Answers one request: a plain function of the request, the settings and the way
 /// to the registry, so that it can be tested without a socket.
-pub async fn handle(req: Request, peer: Peer, config: &Config, registry: &Handle) -> Reply {
+pub async fn handle(
+    req: Request,
+    peer: Peer,
+    config: &Config,
+    registry: &Handle,
+    media: &Media,
+) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
     let client = peer.client;
@@ -56,14 +63,21 @@ pub async fn handle(req: Request, peer: Peer, config: &Config, registry: &Handle
         Ok(Some(remember)) => return Reply::Response(Box::new(remember)),
         Err(e) => return Reply::Response(Box::new(e.into_response())),
     }
+    if let Some(id) = path.strip_prefix("/media/") {
+        let result = match method {
+            Method::Get | Method::Head => serve_file(&req, id, media).await,
+            _ => Err(Error::MethodNotAllowed("GET, HEAD")),
+        };
+        return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
+    }
     if let Some(rest) = path.strip_prefix("/message/") {
-        let result = moderate(req, rest, config, registry).await;
+        let result = moderate(req, rest, config, registry, media).await;
         return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
     }
     let result = match (path.as_str(), method) {
         ("/events", Method::Get) => return events(&req, registry).await,
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
-        ("/message", Method::Post) => post_message(req, client, config, registry).await,
+        ("/message", Method::Post) => post_message(req, client, config, registry, media).await,
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
         ("/recent", Method::Get | Method::Head) => Ok(recent(registry).await),
         ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
@@ -101,23 +115,33 @@ async fn post_message(
     client: IpAddr,
     config: &Config,
     registry: &Handle,
+    media: &Media,
 ) -> Result<Response, Error> {
     same_origin(&req)?;
-    let is_form = req.header("content-type").is_some_and(|v| {
-        let essence = v.as_str().split(';').next().unwrap_or("").trim();
-        essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    if !is_form {
+    let content_type = req
+        .header("content-type")
+        .map_or(String::new(), |v| v.as_str().to_string());
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let mut draft = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let limit = config.max_body;
+        if req.len().is_some_and(|len| len > limit) {
+            return Err(Error::TooLarge);
+        }
+        let body = read_body(&mut req, limit, config).await?;
+        Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?
+    } else if let Some(boundary) = crate::multipart::boundary(&content_type) {
+        crate::upload::read(&mut req, &boundary, config, media).await?
+    } else {
         return Err(Error::UnsupportedType);
-    }
-    let limit = config.max_body;
-    if req.len().is_some_and(|len| len > limit) {
-        return Err(Error::TooLarge);
-    }
-    let body = read_body(&mut req, limit, config).await?;
-    let mut draft = Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?;
+    };
     draft.by_mod = is_moderator(&req, config);
-    let message = registry.publish(draft, client).await.map_err(|e| match e {
+    let files: Vec<String> = draft.files.iter().map(|f| f.id.clone()).collect();
+    let published = registry.publish(draft, client).await;
+    if published.is_err() {
+        // Nothing of a post that reached no one stays behind.
+        media.remove(&files);
+    }
+    let message = published.map_err(|e| match e {
         PublishError::Stopped => Error::Unavailable,
         PublishError::NotStored => Error::NotStored,
         // Rounded up: a client that waits what it is told is let through.
@@ -188,6 +212,157 @@ async fn portal(
     Some(res)
 }
 
+/// `GET /media/<id>`: a shared file. Immutable (the id names its bytes forever),
+/// with `ETag` and one `Range`. Images whose bytes are JPEG, PNG, WebP or GIF are
+/// shown inline; anything else is a download in a sandbox, so that no upload can
+/// run script in the chat's origin.
+async fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Response, Error> {
+    if !crate::media::is_id(id) {
+        return Err(Error::NotFound);
+    }
+    let (info, bytes) = media.get(id).ok_or(Error::Gone)?;
+    let etag = format!("\"{id}\"");
+    let fresh = req.header("if-none-match").is_some_and(|v| {
+        v.as_str()
+            .split(',')
+            .any(|t| t.trim() == etag || t.trim() == "*")
+    });
+    let range = match req.header("range") {
+        Some(v) if !fresh => byte_range(v.as_str(), info.size)?,
+        _ => None,
+    };
+    let status = match (fresh, range) {
+        (true, _) => StatusCode::NotModified,
+        (false, Some(_)) => StatusCode::PartialContent,
+        (false, None) => StatusCode::Ok,
+    };
+    let mut res = Response::new(status);
+    res.insert_header("etag", etag.as_str());
+    res.insert_header("cache-control", "private, max-age=31536000, immutable");
+    res.insert_header("x-content-type-options", "nosniff");
+    res.insert_header("accept-ranges", "bytes");
+    if fresh {
+        return Ok(res);
+    }
+    let inline = crate::media::INLINE.contains(&info.kind.as_str());
+    if inline {
+        res.insert_header("content-type", info.kind.as_str());
+        res.insert_header(
+            "content-security-policy",
+            "sandbox; default-src 'none'; img-src 'self'",
+        );
+    } else {
+        res.insert_header("content-type", "application/octet-stream");
+        res.insert_header("content-security-policy", "sandbox");
+        res.insert_header("content-disposition", attachment(&info.name));
+    }
+    let (start, end) = range.unwrap_or((0, info.size.saturating_sub(1)));
+    let len = if info.size == 0 { 0 } else { end - start + 1 };
+    if range.is_some() {
+        res.insert_header(
+            "content-range",
+            format!("bytes {start}-{end}/{}", info.size),
+        );
+    }
+    match bytes {
+        crate::media::Bytes::Memory(all) => {
+            let part = all
+                .get(start as usize..(start + len) as usize)
+                .ok_or(Error::Gone)?
+                .to_vec();
+            res.set_body(Body::from_bytes(part));
+        }
+        crate::media::Bytes::Disk(path) => {
+            use std::io::{Read as _, Seek as _};
+            // Opened and positioned here (no wait on an SD card is long); read through a
+            // pipe of 64 KiB, not smol's default 8 MiB, so fifty phones fetching a photo
+            // hold a few MiB.
+            let mut file = std::fs::File::open(&path).map_err(|_| Error::Gone)?;
+            file.seek(std::io::SeekFrom::Start(start))
+                .map_err(|_| Error::Gone)?;
+            let reader = smol::Unblock::with_capacity(crate::media::PIPE, file.take(len));
+            res.set_body(Body::from_reader(
+                futures_lite::io::BufReader::new(reader),
+                Some(len as usize),
+            ));
+        }
+    }
+    Ok(res)
+}
+
+/// One range of `Range: bytes=...` within a file of `size` bytes, as first and
+/// last byte; `None` for a header this server does not take (several ranges, other
+/// units), which is answered with the whole file.
+fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, Error> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = |t: &str| t.parse::<u64>().ok();
+    let range = match (a.is_empty(), b.is_empty()) {
+        // The last b bytes.
+        (true, false) => {
+            let Some(n) = parsed(b) else { return Ok(None) };
+            if n == 0 {
+                return Err(Error::RangeNotSatisfiable(size));
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (false, _) => {
+            let Some(first) = parsed(a) else {
+                return Ok(None);
+            };
+            let last = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parsed(b)
+            };
+            let Some(last) = last else { return Ok(None) };
+            if last < first {
+                return Ok(None);
+            }
+            (first, last.min(size.saturating_sub(1)))
+        }
+        (true, true) => return Ok(None),
+    };
+    if size == 0 || range.0 >= size {
+        return Err(Error::RangeNotSatisfiable(size));
+    }
+    Ok(Some(range))
+}
+
+/// `Content-Disposition` for a download under its own name, in any script
+/// (RFC 6266: an ASCII fallback and the UTF-8 name percent-encoded).
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 /// How long a mute lasts when the moderator does not say.
 const MUTE_MINUTES: u64 = 10;
 /// The longest mute: a day; a longer one is better done with `--key`.
@@ -203,6 +378,7 @@ async fn moderate(
     rest: &str,
     config: &Config,
     registry: &Handle,
+    media: &Media,
 ) -> Result<Response, Error> {
     let (id, action) = match rest.split_once('/') {
         Some((id, action)) => (id, Some(action)),
@@ -238,12 +414,14 @@ async fn moderate(
         }
         done
     };
-    done.map_err(|e| match e {
+    let files = done.map_err(|e| match e {
         Refused::Stopped => Error::Unavailable,
         Refused::NotStored => Error::NotStored,
         Refused::NotFound => Error::NoSuchMessage,
         Refused::SenderUnknown => Error::SenderUnknown,
     })?;
+    // A deleted message's photos go with it.
+    media.remove(&files);
     let mut res = Response::new(StatusCode::NoContent);
     res.insert_header("cache-control", "no-store");
     Ok(res)
@@ -537,7 +715,9 @@ enum Access {
 /// what to do), anything else [`Error::Unauthorized`].
 fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
     let page = matches!(path, "/" | "/index.html" | "/recent");
-    if !page && !matches!(path, "/events" | "/message" | "/messages") {
+    let protected =
+        matches!(path, "/events" | "/message" | "/messages") || path.starts_with("/media/");
+    if !page && !protected {
         return Ok(Access::Granted);
     }
     let in_query = query(req, "key");
@@ -602,7 +782,8 @@ mod tests {
             client: IpAddr::from([127, 0, 0, 1]),
             local: Some(SocketAddr::from(([10, 42, 0, 1], 80))),
         };
-        let reply = smol::block_on(ex.run(handle(req, peer, config, &registry)));
+        let media = Media::open(None, 1 << 20).unwrap();
+        let reply = smol::block_on(ex.run(handle(req, peer, config, &registry, &media)));
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),
@@ -724,6 +905,41 @@ mod tests {
         req.insert_header("origin", "http://elsewhere.example");
         req.set_body("message=hi");
         assert_eq!(route(&config, req).unwrap().status(), StatusCode::Forbidden);
+    }
+
+    #[test]
+    fn ranges_are_one_span_within_the_file() {
+        assert_eq!(byte_range("bytes=0-99", 1000).unwrap(), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000).unwrap(), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000).unwrap(), Some((900, 999)));
+        assert_eq!(
+            byte_range("bytes=990-5000", 1000).unwrap(),
+            Some((990, 999))
+        );
+        assert_eq!(byte_range("bytes=-5000", 1000).unwrap(), Some((0, 999)));
+        for whole in [
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=x-",
+            "bytes=-",
+        ] {
+            assert_eq!(byte_range(whole, 1000).unwrap(), None, "{whole}");
+        }
+        for beyond in ["bytes=1000-", "bytes=-0", "bytes=2000-3000"] {
+            assert_eq!(
+                byte_range(beyond, 1000),
+                Err(Error::RangeNotSatisfiable(1000))
+            );
+        }
+    }
+
+    #[test]
+    fn downloads_keep_their_name_in_any_script() {
+        assert_eq!(
+            attachment("menü \"x\".pdf"),
+            "attachment; filename=\"men_ _x_.pdf\"; filename*=UTF-8''men%C3%BC%20%22x%22.pdf"
+        );
     }
 
     #[test]

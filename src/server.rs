@@ -98,7 +98,19 @@ pub async fn serve(
     });
     let registry_task = ex.spawn(stop_on_panic(registry_task));
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
+    let quota = config.media_quota.unwrap_or(match config.data_dir {
+        Some(_) => 1 << 30,
+        None => 64 << 20,
+    });
+    let media = crate::media::Media::open(config.data_dir.clone(), quota.max(config.max_upload))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot keep files in the data directory: {e}"),
+            )
+        })?;
     let shared = Arc::new(Shared {
+        media,
         opening: opening(&config),
         config,
         registry: registry.clone(),

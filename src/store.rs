@@ -333,6 +333,7 @@ mod tests {
             time: n,
             by_mod: false,
             cid: None,
+            files: Vec::new(),
         })
     }
 
@@ -538,6 +539,7 @@ mod tests {
             time: 2,
             by_mod: false,
             cid: None,
+            files: Vec::new(),
         });
         store.append(&[msg(4, 1), secret, msg(4, 3)]).unwrap();
         assert!(fs::read_to_string(dir.history()).unwrap().contains("phone"));

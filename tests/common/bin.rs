@@ -81,6 +81,12 @@ impl Running {
         }
     }
 
+    /// The process id, for what `/proc` says of it.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     /// The first log line that contains all of `words`, logged before it was
     /// listening or since; panics after a while without one.
     pub fn line_with(&self, words: &[&str]) -> String {

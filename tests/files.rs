@@ -1,0 +1,425 @@
+//! Photos and files in messages (`multipart/form-data`): stored as they arrive,
+//! within `--max-upload` and `--media-quota`, served by id with `ETag` and `Range`,
+//! images inline only when their bytes are images, everything else a sandboxed
+//! download; the key, a moderator's deletion, restarts with `--data-dir`, and the
+//! memory twenty uploads at once take.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use common::bin::*;
+use common::*;
+
+const BOUNDARY: &str = "----lanchatTestBoundary7";
+
+/// A JPEG's first bytes (start of image, a frame of 1600 × 1200), then filler.
+fn jpeg(len: usize) -> Vec<u8> {
+    let mut bytes = b"\xff\xd8\xff\xe0\x00\x04ab\xff\xc0\x00\x11\x08\x04\xb0\x06\x40\x03".to_vec();
+    bytes.resize(len, 0x5a);
+    bytes
+}
+
+/// A multipart body: text fields, then files as (name, type, bytes).
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
+    }
+    for (name, kind, bytes) in files {
+        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n").bytes());
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
+    body
+}
+
+fn upload(addr: SocketAddr, body: &[u8], extra: &[&str]) -> Response {
+    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
+    let mut headers = vec![kind.as_str(), "Accept: application/json"];
+    headers.extend_from_slice(extra);
+    request(addr, "POST", "/message", &headers, body)
+}
+
+fn post_photo(addr: SocketAddr, caption: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
+    let res = upload(
+        addr,
+        &multipart(
+            &[("message", caption), ("name", "Ada")],
+            &[(name, "image/jpeg", bytes)],
+        ),
+        &[],
+    );
+    assert_eq!(res.status, 201, "{}", res.text());
+    json(&res.body)
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("lanchat-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Dir(dir)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn media_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("media"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_photo_reaches_everyone_with_its_size_and_is_served_inline_cached_and_in_ranges() {
+    let server = TestServer::start();
+    let mut stream = Stream::open(server.addr, None);
+    let photo = jpeg(300_000);
+    let m = post_photo(server.addr, "the whiteboard", "IMG_0042.JPG", &photo);
+    assert_eq!(m["text"], "the whiteboard");
+    let file = &m["files"][0];
+    assert_eq!(
+        (
+            file["name"].as_str(),
+            file["type"].as_str(),
+            file["size"].as_u64()
+        ),
+        (Some("IMG_0042.JPG"), Some("image/jpeg"), Some(300_000))
+    );
+    assert_eq!(
+        (file["width"].as_u64(), file["height"].as_u64()),
+        (Some(1600), Some(1200))
+    );
+    assert_eq!(
+        stream.next_message().unwrap(),
+        m,
+        "the same message for everyone"
+    );
+
+    let id = file["id"].as_str().unwrap();
+    assert_eq!(id.len(), 32);
+    let got = get(server.addr, &format!("/media/{id}"));
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, photo);
+    assert_eq!(got.header("content-type"), Some("image/jpeg"));
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+    assert!(got.header("cache-control").unwrap().contains("immutable"));
+    assert!(got.header("content-disposition").is_none(), "inline");
+    let etag = got.header("etag").unwrap().to_string();
+    let again = request(
+        server.addr,
+        "GET",
+        &format!("/media/{id}"),
+        &[&format!("If-None-Match: {etag}")],
+        b"",
+    );
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let part = request(
+        server.addr,
+        "GET",
+        &format!("/media/{id}"),
+        &["Range: bytes=100-199"],
+        b"",
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 100-199/300000"));
+    assert_eq!(part.body, &photo[100..200]);
+    let beyond = request(
+        server.addr,
+        "GET",
+        &format!("/media/{id}"),
+        &["Range: bytes=400000-"],
+        b"",
+    );
+    assert_eq!(
+        (beyond.status, beyond.header("content-range")),
+        (416, Some("bytes */300000"))
+    );
+    // A photo needs no caption; a post with neither text nor file is still refused.
+    let bare = post_photo(server.addr, "  ", "p.jpg", &jpeg(100));
+    assert_eq!(bare["text"], "");
+    let empty = upload(server.addr, &multipart(&[("message", " ")], &[]), &[]);
+    assert_eq!(empty.status, 400);
+    assert_eq!(get(server.addr, "/media/nope").status, 404);
+    assert_eq!(
+        get(server.addr, &format!("/media/{}", "0".repeat(32))).status,
+        410
+    );
+}
+
+#[test]
+fn only_image_bytes_are_shown_inline_and_everything_else_is_a_sandboxed_download() {
+    let server = TestServer::start();
+    let html = b"<!doctype html><script>alert(document.cookie)</script>";
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>";
+    let pdf = b"%PDF-1.7 menu";
+    let res = upload(
+        server.addr,
+        &multipart(
+            &[("message", "files")],
+            &[
+                ("page.html", "text/html", html),
+                ("cat.jpg", "image/jpeg", svg),
+                ("menü.pdf", "application/pdf", pdf),
+            ],
+        ),
+        &[],
+    );
+    assert_eq!(res.status, 201, "{}", res.text());
+    let m = json(&res.body);
+    let kinds: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["text/html", "application/octet-stream", "application/pdf"],
+        "as sent, unless it claims an image it is not"
+    );
+    for f in m["files"].as_array().unwrap() {
+        let got = get(
+            server.addr,
+            &format!("/media/{}", f["id"].as_str().unwrap()),
+        );
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.header("content-type"),
+            Some("application/octet-stream"),
+            "{f}"
+        );
+        assert!(
+            got.header("content-disposition")
+                .unwrap()
+                .starts_with("attachment;"),
+            "{f}"
+        );
+        assert_eq!(got.header("content-security-policy"), Some("sandbox"));
+    }
+    let pdf_id = m["files"][2]["id"].as_str().unwrap();
+    let got = get(server.addr, &format!("/media/{pdf_id}"));
+    assert!(got
+        .header("content-disposition")
+        .unwrap()
+        .contains("filename*=UTF-8''men%C3%BC.pdf"));
+}
+
+#[test]
+fn a_file_over_the_limit_gets_413_and_leaves_nothing_behind() {
+    let dir = Dir::new("limit");
+    let data = dir.0.clone();
+    let server = TestServer::with(move |c| {
+        c.data_dir = Some(data);
+        c.max_upload = 100 << 10;
+        c.body_timeout = std::time::Duration::from_millis(500);
+    });
+    let mut stream = Stream::open(server.addr, None);
+    let body = multipart(
+        &[("message", "too big")],
+        &[("a.jpg", "image/jpeg", &jpeg(101 << 10))],
+    );
+    let res = upload(server.addr, &body, &[]);
+    assert_eq!(res.status, 413);
+    assert!(
+        res.text().contains("the most is 1 MiB") || res.text().contains("too large"),
+        "{}",
+        res.text()
+    );
+    assert!(media_files(&dir.0).is_empty(), "{:?}", media_files(&dir.0));
+    // The next one goes, and it is the only message.
+    let ok = post_photo(server.addr, "fits", "b.jpg", &jpeg(100 << 10));
+    assert_eq!(stream.next_message().unwrap()["id"], ok["id"]);
+    assert_eq!(media_files(&dir.0).len(), 2, "the file and its description");
+    // Cut short: nothing either.
+    let mut cut = body.clone();
+    cut.truncate(50_000);
+    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
+    let res = raw(server.addr, &{
+        let mut r = build(server.addr, "POST", "/message", &[&kind], b"");
+        // The length of the whole body, and then less of it: the client went away.
+        let head = String::from_utf8(r.clone()).unwrap().replace(
+            "Content-Length: 0",
+            &format!("Content-Length: {}", body.len()),
+        );
+        r = head.into_bytes();
+        r.extend_from_slice(&cut);
+        r.extend_from_slice(b"");
+        r
+    });
+    assert!(res.status == 400 || res.status == 408, "{}", res.status);
+    assert_eq!(media_files(&dir.0).len(), 2, "{:?}", media_files(&dir.0));
+}
+
+#[test]
+fn the_quota_lets_the_oldest_go_and_they_answer_410() {
+    let server = TestServer::with(|c| {
+        c.max_upload = 400 << 10;
+        c.media_quota = Some(1 << 20);
+    });
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            post_photo(server.addr, &format!("p{i}"), "p.jpg", &jpeg(400 << 10))["files"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let gone = get(server.addr, &format!("/media/{}", ids[0]));
+    assert_eq!(gone.status, 410);
+    assert!(gone.text().contains("no longer kept"), "{}", gone.text());
+    for id in &ids[1..] {
+        assert_eq!(get(server.addr, &format!("/media/{id}")).status, 200);
+    }
+}
+
+#[test]
+fn files_need_the_key_and_go_with_their_deleted_message() {
+    let server = TestServer::with(|c| {
+        c.key = Some("k".into());
+        c.mod_key = Some("m".into());
+    });
+    let res = upload(
+        server.addr,
+        &multipart(&[("message", "x")], &[("a.jpg", "image/jpeg", &jpeg(1000))]),
+        &["Cookie: lanchat_key=k"],
+    );
+    assert_eq!(res.status, 201, "{}", res.text());
+    let m = json(&res.body);
+    let path = format!("/media/{}", m["files"][0]["id"].as_str().unwrap());
+    assert_eq!(get(server.addr, &path).status, 401);
+    let with_key = request(server.addr, "GET", &path, &["Cookie: lanchat_key=k"], b"");
+    assert_eq!(with_key.status, 200);
+    let deleted = request(
+        server.addr,
+        "DELETE",
+        &format!("/message/{}?mod=m", m["id"].as_str().unwrap()),
+        &[],
+        b"",
+    );
+    assert_eq!(deleted.status, 204);
+    let after = request(server.addr, "GET", &path, &["Cookie: lanchat_key=k"], b"");
+    assert_eq!(after.status, 410);
+}
+
+#[test]
+fn with_a_data_dir_files_and_their_messages_survive_a_restart() {
+    let dir = Dir::new("restart");
+    let data = dir.0.clone();
+    let start = move || {
+        let data = data.clone();
+        TestServer::with(move |c| c.data_dir = Some(data))
+    };
+    let mut server = start();
+    let photo = jpeg(50_000);
+    let m = post_photo(server.addr, "kept", "k.jpg", &photo);
+    server.stop();
+    let server = start();
+    let mut stream = Stream::open(server.addr, None);
+    assert_eq!(stream.next_message().unwrap(), m);
+    let got = get(
+        server.addr,
+        &format!("/media/{}", m["files"][0]["id"].as_str().unwrap()),
+    );
+    assert_eq!((got.status, got.body == photo), (200, true));
+}
+
+#[test]
+fn the_form_without_javascript_attaches_a_file_too() {
+    let server = TestServer::start();
+    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
+    let body = multipart(
+        &[("name", "Bo"), ("message", "from the form")],
+        &[("", "application/octet-stream", b"")],
+    );
+    let res = request(server.addr, "POST", "/message", &[&kind], &body);
+    assert_eq!(
+        (res.status, res.header("location")),
+        (303, Some("/")),
+        "no file chosen is fine"
+    );
+    let body = multipart(
+        &[("message", "with a file")],
+        &[("notes.txt", "text/plain", b"hello")],
+    );
+    let res = request(server.addr, "POST", "/message", &[&kind], &body);
+    assert_eq!(res.status, 303);
+    let recent = get(server.addr, "/recent").text();
+    assert!(recent.contains("with a file"), "{recent}");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn twenty_uploads_of_10_mib_at_once_raise_memory_by_less_than_16_mib() {
+    let dir = Dir::new("memory");
+    let running = Running::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.0.to_str().unwrap(),
+        "--post-rate",
+        "off",
+        "--max-per-client",
+        "1000",
+    ]);
+    let addr = running.addr;
+    let pid = running.pid();
+    let photo = jpeg(10 << 20);
+    let body = multipart(&[("message", "big")], &[("big.jpg", "image/jpeg", &photo)]);
+    let _ = upload(
+        addr,
+        &multipart(
+            &[("message", "warm")],
+            &[("w.jpg", "image/jpeg", &jpeg(1 << 20))],
+        ),
+        &[],
+    );
+    let before = rss_kib(pid);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (peak, watching) = (peak.clone(), watching.clone());
+        std::thread::spawn(move || {
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let uploads: Vec<_> = (0..20)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || upload(addr, &body, &[]).status)
+        })
+        .collect();
+    for u in uploads {
+        assert_eq!(u.join().unwrap(), 201);
+    }
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    let rise = peak.load(std::sync::atomic::Ordering::Relaxed) - before;
+    println!("RSS {before} KiB before, peak +{rise} KiB during 20 uploads of 10 MiB");
+    assert!(rise < 16 * 1024, "RSS rose by {rise} KiB");
+    let (out, _) = running.terminate();
+    assert!(out.status.success());
+}
