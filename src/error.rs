@@ -156,7 +156,10 @@ impl Error {
             reason = format!("{reason}: wait {seconds} s");
         }
         if let Error::FileTooLarge(max) = self {
-            reason = format!("{reason}: the most is {} MiB", max.div_ceil(1 << 20));
+            reason = match max % (1 << 20) {
+                0 => format!("{reason}: the most is {} MiB", max >> 20),
+                _ => format!("{reason}: the most is {} KiB", max.div_ceil(1 << 10)),
+            };
         }
         if let Error::RangeNotSatisfiable(size) = self {
             res.insert_header("content-range", format!("bytes */{size}"));

@@ -136,7 +136,47 @@ function bubble(m, classes) {
   text.append(...linked(m.text));
   meta.append(when);
   li.append(meta, text);
+  if (Array.isArray(m.files) && m.files.length) li.append(filesOf(m.files));
   return li;
+}
+
+const INLINE = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'];
+const kib = (bytes) => (bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1048576).toFixed(1)} MB`);
+
+/** A message's files: photos as pictures with their room kept before they load, the rest as links. */
+function filesOf(files) {
+  const box = document.createElement('div');
+  box.className = 'files';
+  for (const f of files) {
+    if (typeof f?.id !== 'string' || !/^[0-9a-f]{32}$/.test(f.id)) continue;
+    const href = `/media/${f.id}`;
+    const a = document.createElement('a');
+    a.href = href;
+    a.target = '_blank';
+    a.rel = 'noopener';
+    if (INLINE.includes(f.type) && f.width > 0 && f.height > 0) {
+      const img = document.createElement('img');
+      img.src = href;
+      img.width = f.width;
+      img.height = f.height;
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      img.alt = f.name || 'photo';
+      // Let go by the server to make room for newer ones.
+      img.addEventListener('error', () => {
+        const gone = document.createElement('span');
+        gone.className = 'gone';
+        gone.textContent = `${f.name || 'photo'}: no longer kept`;
+        a.replaceWith(gone);
+      }, { once: true });
+      a.append(img);
+    } else {
+      a.download = f.name || 'file';
+      a.textContent = `${f.name || 'file'} (${f.type || 'file'}, ${kib(f.size || 0)})`;
+    }
+    box.append(a);
+  }
+  return box;
 }
 
 /** A hue for a name, the same on every device. */
@@ -752,6 +792,12 @@ function pendingBubble(item) {
   if (!li) {
     li = bubble({ name: item.name || 'anonymous', text: item.text, time: item.at || Date.now() }, 'own pending');
     li.dataset.cid = item.cid;
+    if (item.names?.length) {
+      const files = document.createElement('div');
+      files.className = 'files';
+      files.textContent = item.names.join(', ');
+      li.append(files);
+    }
     pendingByCid.set(item.cid, li);
     list.append(li);
     scrollToEnd();
@@ -825,16 +871,30 @@ async function deliver(item, li) {
   sendAbort = abort;
   const giveUp = setTimeout(() => abort.abort(), SEND_TIMEOUT_MS);
   try {
-    const res = await fetch('/message', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-      // The phone's clock: a Pi with no network to set its own takes the time from
-      // the phones (the server uses it only when its clock is clearly behind).
-      body: new URLSearchParams({ name: item.name, message: item.text, cid: item.cid, sent: String(Date.now()) }),
-      signal: abort.signal,
-    });
+    const fields = { name: item.name, message: item.text, cid: item.cid, sent: String(Date.now()) };
+    let res;
+    if (item.names?.length) {
+      const files = attachments.get(item.cid) || await uploads.get(item.cid);
+      if (!files) {
+        dropFromOutbox(item.cid);
+        pendingByCid.delete(item.cid);
+        fail(li, item, 'the files were lost on this device; attach them again');
+        return 0;
+      }
+      res = await upload(fields, files, li, abort.signal);
+    } else {
+      res = await fetch('/message', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        // The phone's clock: a Pi with no network to set its own takes the time from
+        // the phones (the server uses it only when its clock is clearly behind).
+        body: new URLSearchParams(fields),
+        signal: abort.signal,
+      });
+    }
     if (res.status === 201) {
       dropFromOutbox(item.cid);
+      forgetFiles(item.cid);
       confirmOwn(await res.json(), li);
       return 0;
     }
@@ -850,8 +910,10 @@ async function deliver(item, li) {
       setSendState(li, `${reason}; trying again…`);
       return backoff();
     }
-    // Refused for good (too long, muted, no key): it leaves the outbox, the text stays.
+    // Refused for good (too long, too large, muted, no key): it leaves the outbox,
+    // the text stays.
     dropFromOutbox(item.cid);
+    forgetFiles(item.cid);
     pendingByCid.delete(item.cid);
     fail(li, item, reason);
     return 0;
@@ -898,11 +960,154 @@ function fail(li, item, reason) {
 }
 
 /** A new message from the box: into the outbox, on screen, on its way. */
-function queue(text, name) {
+function queue(text, name, files = []) {
   const item = { cid: newCid(), name, text, at: Date.now() };
+  if (files.length) {
+    item.names = files.map((f) => f.name);
+    attachments.set(item.cid, files);
+    uploads.put(item.cid, files);
+  }
   addToOutbox(item);
   pendingBubble(item);
   sendOutbox();
+}
+
+// ---- photos and files ----------------------------------------------------------------
+// A photo is made smaller on the phone before it travels: at most MAX_SIDE pixels
+// on its longest side, turned upright by its EXIF orientation and encoded again as
+// JPEG, which leaves its metadata (the GPS position above all) behind. Other files
+// go as they are. Files waiting to be sent are kept in IndexedDB (which plain http
+// has too), so a reload or a closed tab loses none.
+const MAX_SIDE = 1600;
+const JPEG_QUALITY = 0.82;
+/** cid -> [{ name, type, blob }] of the outbox's messages with files, in this tab. */
+const attachments = new Map();
+/** Files chosen for the next message. */
+let chosen = [];
+
+const uploads = (() => {
+  let db = null;
+  const open = () => (db ||= new Promise((resolve, reject) => {
+    const req = indexedDB.open('lanchat', 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('uploads');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  }));
+  const run = async (mode, act) => {
+    const store_ = (await open()).transaction('uploads', mode).objectStore('uploads');
+    return new Promise((resolve, reject) => {
+      const req = act(store_);
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  };
+  return {
+    put: (cid, files) => run('readwrite', (s) => s.put(files, cid)).catch(() => {}),
+    get: (cid) => run('readonly', (s) => s.get(cid)).catch(() => undefined),
+    del: (cid) => run('readwrite', (s) => s.delete(cid)).catch(() => {}),
+  };
+})();
+
+function forgetFiles(cid) {
+  if (attachments.delete(cid)) uploads.del(cid);
+  else uploads.del(cid);
+}
+
+/** A photo made small and upright, without its metadata; any other file as it is. */
+async function prepare(file) {
+  if (!/^image\/(jpeg|png|webp|avif|bmp|heic|heif)$/i.test(file.type)) {
+    return { name: file.name || 'file', type: file.type, blob: file };
+  }
+  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close?.();
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY));
+  if (!blob) throw new Error('not encoded');
+  const base = (file.name || 'photo').replace(/\.[^.]*$/, '');
+  return { name: `${base}.jpg`, type: 'image/jpeg', blob };
+}
+
+/** Posts a message with files, showing the upload's progress on its bubble. */
+function upload(fields, files, li, signal) {
+  return new Promise((resolve, reject) => {
+    const data = new FormData();
+    for (const [k, v] of Object.entries(fields)) data.append(k, v);
+    for (const f of files) data.append('file', f.blob, f.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/message');
+    xhr.setRequestHeader('Accept', 'application/json');
+    let bar = li.querySelector('progress');
+    if (!bar) {
+      bar = document.createElement('progress');
+      bar.max = 1;
+      bar.value = 0;
+      bar.setAttribute('aria-label', 'Upload');
+      li.append(bar);
+    }
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+    xhr.onload = () => {
+      bar.remove();
+      const headers = new Headers();
+      const retry = xhr.getResponseHeader('Retry-After');
+      if (retry) headers.set('Retry-After', retry);
+      resolve(new Response(xhr.responseText, { status: xhr.status, headers }));
+    };
+    xhr.onerror = () => reject(new Error('network'));
+    xhr.onabort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', () => xhr.abort());
+    xhr.send(data);
+  });
+}
+
+{
+  document.documentElement.classList.add('js');
+  // A photo needs no caption; without JavaScript the box stays required.
+  input.required = false;
+  const picker = $('attach');
+  const box = $('attached');
+  const show = () => {
+    box.replaceChildren(...chosen.map((f, i) => {
+      const chip = document.createElement('span');
+      chip.className = 'chip';
+      const label = document.createElement('span');
+      label.textContent = f.name;
+      const drop = document.createElement('button');
+      drop.type = 'button';
+      drop.textContent = '✕';
+      drop.setAttribute('aria-label', `Remove ${f.name}`);
+      drop.addEventListener('click', () => { chosen.splice(i, 1); show(); });
+      chip.append(label, drop);
+      return chip;
+    }));
+    box.hidden = chosen.length === 0;
+  };
+  picker.addEventListener('change', async () => {
+    const files = [...picker.files];
+    picker.value = '';
+    for (const file of files) {
+      let ready;
+      try {
+        ready = await prepare(file);
+      } catch {
+        // Not sent as it is: its metadata (a GPS position) would go with it.
+        ready = { name: `${file.name}: this photo cannot be read here`, failed: true };
+        setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
+      }
+      chosen.push(ready);
+      show();
+    }
+  });
+  // For the submit handler: what is attached goes with the text, and is then cleared.
+  window.takeChosen = () => {
+    const files = chosen.filter((f) => !f.failed);
+    chosen = [];
+    show();
+    return files;
+  };
 }
 
 // ---- is the server there? -------------------------------------------------------
@@ -968,15 +1173,16 @@ for (const [field] of LIMITS) {
 form.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = input.value;
-  if (!text.trim()) return;
+  if (!text.trim() && !chosen.some((f) => !f.failed)) return;
   // What is over a limit stays in the box, with the reason, to be shortened.
   if (!withinLimits()) {
     form.reportValidity();
     return;
   }
+  const files = window.takeChosen();
   input.value = '';
   autosize();
-  queue(text, nameInput.value.trim());
+  queue(text.trim() ? text : '', nameInput.value.trim(), files);
   input.focus();
 });
 // On a phone's keyboard Enter is the only way to break a line, and Send is a thumb

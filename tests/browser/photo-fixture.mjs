@@ -1,0 +1,59 @@
+// A phone's photo for the tests, made here: a JPEG of 3000 × 2000 pixels (its left
+// half red, its right half blue) with an EXIF block that says to turn it a quarter
+// to the right (Orientation 6, as a phone held upright writes) and where it was
+// taken (a GPS position). Usable as a module (`photo(page)`) or from the command
+// line: `node photo-fixture.mjs out.jpg` (needs LANCHAT_BIN's Chromium, see
+// harness.mjs).
+import { writeFileSync } from 'node:fs';
+
+/** The JPEG's bytes, encoded by the browser in `page`, with the EXIF block added. */
+export async function photo(page) {
+  const jpeg = Buffer.from(await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 3000;
+    canvas.height = 2000;
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#ff0000';
+    g.fillRect(0, 0, 1500, 2000);
+    g.fillStyle = '#0000ff';
+    g.fillRect(1500, 0, 1500, 2000);
+    const blob = await new Promise((r) => canvas.toBlob(r, 'image/jpeg', 0.9));
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  }));
+  // Right after the start-of-image marker, before the encoder's own segments.
+  return Buffer.concat([jpeg.subarray(0, 2), exif(), jpeg.subarray(2)]);
+}
+
+/** An APP1 segment: TIFF, big-endian; IFD0 with Orientation and a GPS pointer; the GPS IFD. */
+export function exif() {
+  const tiff = [];
+  const u16 = (n) => tiff.push((n >> 8) & 255, n & 255);
+  const u32 = (n) => { u16((n >>> 16) & 0xffff); u16(n & 0xffff); };
+  const entry = (tag, type, count, value) => { u16(tag); u16(type); u32(count); u32(value); };
+  tiff.push(0x4d, 0x4d); u16(42); u32(8); // "MM", 42, IFD0 at 8
+  // IFD0: 2 entries (8 + 2 + 24 + 4 = 38).
+  u16(2);
+  entry(0x0112, 3, 1, 6 << 16); // Orientation = 6, a SHORT left-aligned in the value
+  entry(0x8825, 4, 1, 38); // GPSInfo IFD at 38
+  u32(0);
+  // GPS IFD at 38: 4 entries (38 + 2 + 48 + 4 = 92), then the rationals at 92 and 116.
+  u16(4);
+  entry(0x0001, 2, 2, 0x4e000000); // GPSLatitudeRef "N"
+  entry(0x0002, 5, 3, 92); // GPSLatitude
+  entry(0x0003, 2, 2, 0x45000000); // GPSLongitudeRef "E"
+  entry(0x0004, 5, 3, 116); // GPSLongitude
+  u32(0);
+  for (const [n, d] of [[52, 1], [31, 1], [1234, 100], [13, 1], [24, 1], [5678, 100]]) { u32(n); u32(d); }
+  const body = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), Buffer.from(tiff)]);
+  const head = Buffer.from([0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 255]);
+  return Buffer.concat([head, body]);
+}
+
+if (process.argv[1]?.endsWith('photo-fixture.mjs') && process.argv[2]) {
+  const { launch } = await import('./harness.mjs');
+  const browser = await launch();
+  const page = await browser.newPage();
+  writeFileSync(process.argv[2], await photo(page));
+  await browser.close();
+  console.log(`wrote ${process.argv[2]}`);
+}
