@@ -196,6 +196,20 @@ async fn answer(
             }
             After::Next
         }
+        Reply::File(download) => {
+            let closes = client_closes;
+            let body = method != Method::Head;
+            let timeout = shared.config.write_timeout;
+            if crate::download::write(stream, *download, body, closes, timeout)
+                .await
+                .is_err()
+                || closes
+                || !discard_body(inbound, shared).await
+            {
+                return After::Close;
+            }
+            After::Next
+        }
         Reply::Events(sub) => After::Events(sub),
         Reply::ComeBackLater => After::ComeBackLater,
     }

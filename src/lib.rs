@@ -52,6 +52,7 @@ pub mod assets;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod download;
 pub mod error;
 pub mod inbound;
 pub mod limit;

@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use crate::config::Config;
+use crate::download::{Download, Source};
 pub use crate::error::Error;
 use crate::media::Media;
 use crate::message::{Draft, Id};
@@ -24,6 +25,8 @@ use crate::registry::{PublishError, Refused, Subscription};
 pub enum Reply {
     /// Write this response.
     Response(Box<Response>),
+    /// Write this file (its head and its bytes, by the kernel where it can).
+    File(Box<crate::download::Download>),
     /// Write the event stream of this subscription until it or the client ends.
     Events(Subscription),
     /// Answer `/events` with `200`, a `retry:` and an end, so the browser comes back
@@ -65,10 +68,13 @@ pub async fn handle(
     }
     if let Some(id) = path.strip_prefix("/media/") {
         let result = match method {
-            Method::Get | Method::Head => serve_file(&req, id, media).await,
+            Method::Get | Method::Head => serve_file(&req, id, media),
             _ => Err(Error::MethodNotAllowed("GET, HEAD")),
         };
-        return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
+        return match result {
+            Ok(download) => Reply::File(Box::new(download)),
+            Err(e) => Reply::Response(Box::new(e.into_response())),
+        };
     }
     if let Some(rest) = path.strip_prefix("/message/") {
         let result = moderate(req, rest, config, registry, media).await;
@@ -216,7 +222,7 @@ async fn portal(
 /// with `ETag` and one `Range`. Images whose bytes are JPEG, PNG, WebP or GIF are
 /// shown inline; anything else is a download in a sandbox, so that no upload can
 /// run script in the chat's origin.
-async fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Response, Error> {
+fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error> {
     if !crate::media::is_id(id) {
         return Err(Error::NotFound);
     }
@@ -242,7 +248,12 @@ async fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Response, 
     res.insert_header("x-content-type-options", "nosniff");
     res.insert_header("accept-ranges", "bytes");
     if fresh {
-        return Ok(res);
+        return Ok(Download {
+            response: res,
+            source: Source::None,
+            start: 0,
+            len: 0,
+        });
     }
     let inline = crate::media::INLINE.contains(&info.kind.as_str());
     if inline {
@@ -264,30 +275,20 @@ async fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Response, 
             format!("bytes {start}-{end}/{}", info.size),
         );
     }
-    match bytes {
-        crate::media::Bytes::Memory(all) => {
-            let part = all
-                .get(start as usize..(start + len) as usize)
-                .ok_or(Error::Gone)?
-                .to_vec();
-            res.set_body(Body::from_bytes(part));
-        }
+    let source = match bytes {
+        crate::media::Bytes::Memory(all) => Source::Memory(all),
+        // Opened here (an open does not wait long, even on an SD card); the kernel
+        // then copies from it to the socket.
         crate::media::Bytes::Disk(path) => {
-            use std::io::{Read as _, Seek as _};
-            // Opened and positioned here (no wait on an SD card is long); read through a
-            // pipe of 64 KiB, not smol's default 8 MiB, so fifty phones fetching a photo
-            // hold a few MiB.
-            let mut file = std::fs::File::open(&path).map_err(|_| Error::Gone)?;
-            file.seek(std::io::SeekFrom::Start(start))
-                .map_err(|_| Error::Gone)?;
-            let reader = smol::Unblock::with_capacity(crate::media::PIPE, file.take(len));
-            res.set_body(Body::from_reader(
-                futures_lite::io::BufReader::new(reader),
-                Some(len as usize),
-            ));
+            Source::Disk(std::fs::File::open(&path).map_err(|_| Error::Gone)?)
         }
-    }
-    Ok(res)
+    };
+    Ok(Download {
+        response: res,
+        source,
+        start,
+        len,
+    })
 }
 
 /// One range of `Range: bytes=...` within a file of `size` bytes, as first and
@@ -787,7 +788,7 @@ mod tests {
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),
-            Reply::Events(_) | Reply::ComeBackLater => None,
+            Reply::Events(_) | Reply::ComeBackLater | Reply::File(_) => None,
         }
     }
 

@@ -1,0 +1,150 @@
+//! Writing a shared file to a connection: the head written here, the bytes by the
+//! kernel (`sendfile`) from the file on disk, or in one write from memory. No copy
+//! of a photo passes through the process on its way to fifty phones.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::AsyncWriteExt as _;
+use http_types::Response;
+use rustix::io::Errno;
+
+use crate::outbox::Socket;
+use crate::stream::with_deadline;
+
+/// Where a file's bytes come from.
+#[derive(Debug)]
+pub enum Source {
+    /// No body: `304`, or the answer to `HEAD`.
+    None,
+    /// Held in memory.
+    Memory(Arc<Vec<u8>>),
+    /// A file on disk.
+    Disk(std::fs::File),
+}
+
+/// A file to send: the answer's status and headers, and `len` bytes of `source`
+/// from `start`.
+#[derive(Debug)]
+pub struct Download {
+    /// Status and headers; its body is not used.
+    pub response: Response,
+    /// Where the bytes are.
+    pub source: Source,
+    /// The first byte sent.
+    pub start: u64,
+    /// How many are sent (the `Content-Length`).
+    pub len: u64,
+}
+
+/// The most one `sendfile` call is asked to move, so that one large file does not
+/// hold a thread for long.
+const STEP: usize = 1 << 20;
+
+/// Writes the head and the bytes, each step within `timeout`.
+pub async fn write(
+    stream: &Socket,
+    download: Download,
+    send_body: bool,
+    closes: bool,
+    timeout: Duration,
+) -> io::Result<()> {
+    let head = head(&download.response, download.len, closes);
+    let mut writer = &**stream;
+    let start = download.start as usize;
+    let end = start + download.len as usize;
+    match (download.source, send_body) {
+        (Source::Memory(bytes), true) => {
+            let body = bytes
+                .get(start..end)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            with_deadline(writer.write_all(&head), timeout).await?;
+            for piece in body.chunks(STEP) {
+                with_deadline(writer.write_all(piece), timeout).await?;
+            }
+            Ok(())
+        }
+        (Source::Disk(file), true) => {
+            with_deadline(writer.write_all(&head), timeout).await?;
+            let mut offset = download.start;
+            let end = download.start + download.len;
+            while offset < end {
+                let want = (end - offset).min(STEP as u64) as usize;
+                match rustix::fs::sendfile(stream.get_ref(), &file, Some(&mut offset), want) {
+                    // The file is shorter than its description said.
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {}
+                    Err(Errno::AGAIN) => with_deadline(stream.writable(), timeout).await?,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+        (_, _) => with_deadline(writer.write_all(&head), timeout).await,
+    }
+}
+
+/// The status line and headers, with `Content-Length` and `Date`.
+fn head(res: &Response, len: u64, closes: bool) -> Vec<u8> {
+    let status = res.status();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-length: {len}\r\ndate: {}\r\n",
+        u16::from(status),
+        status.canonical_reason(),
+        http_date(SystemTime::now())
+    );
+    for (name, values) in res.iter() {
+        for value in values.iter() {
+            head.push_str(name.as_str());
+            head.push_str(": ");
+            head.push_str(value.as_str());
+            head.push_str("\r\n");
+        }
+    }
+    if closes {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// `Sun, 29 Nov 2026 23:52:31 GMT` (RFC 9110's IMF-fixdate).
+fn http_date(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_imf_fixdates() {
+        let at = |secs| http_date(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(at(1_795_996_351), "Sun, 29 Nov 2026 23:52:31 GMT");
+    }
+}
