@@ -423,3 +423,33 @@ fn twenty_uploads_of_10_mib_at_once_raise_memory_by_less_than_16_mib() {
     let (out, _) = running.terminate();
     assert!(out.status.success());
 }
+
+#[test]
+fn an_upload_past_the_post_rate_gets_429_and_its_file_is_not_kept() {
+    let dir = Dir::new("rate");
+    let data = dir.0.clone();
+    let server = TestServer::with(move |c| {
+        c.data_dir = Some(data);
+        c.post_rate = Some(lanchat::config::Rate {
+            burst: 1,
+            every: std::time::Duration::from_secs(60),
+        });
+    });
+    post_photo(server.addr, "first", "a.jpg", &jpeg(10_000));
+    let res = upload(
+        server.addr,
+        &multipart(
+            &[("message", "second")],
+            &[("b.jpg", "image/jpeg", &jpeg(10_000))],
+        ),
+        &[],
+    );
+    assert_eq!(res.status, 429, "{}", res.text());
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(
+        media_files(&dir.0).len(),
+        2,
+        "only the first file and its description: {:?}",
+        media_files(&dir.0)
+    );
+}
