@@ -20,6 +20,8 @@ pub enum Source {
     None,
     /// Held in memory.
     Memory(Arc<Vec<u8>>),
+    /// Built into the binary (the page's files).
+    Static(&'static [u8]),
     /// A file on disk.
     Disk(std::fs::File),
 }
@@ -42,6 +44,9 @@ pub struct Download {
 /// hold a thread for long.
 const STEP: usize = 1 << 20;
 
+/// Bodies up to this size are copied behind their head, for a single `send`.
+const ONE_WRITE: usize = 64 * 1024;
+
 /// Writes the head and the bytes, each step within `timeout`.
 pub async fn write(
     stream: &Socket,
@@ -54,36 +59,61 @@ pub async fn write(
     let mut writer = &**stream;
     let start = download.start as usize;
     let end = start + download.len as usize;
-    match (download.source, send_body) {
-        (Source::Memory(bytes), true) => {
-            let body = bytes
-                .get(start..end)
-                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    let in_memory = match &download.source {
+        Source::Memory(bytes) => Some(bytes.get(start..end)),
+        Source::Static(bytes) => Some(bytes.get(start..end)),
+        _ => None,
+    };
+    match (in_memory, send_body) {
+        (Some(body), true) => {
+            let body = body.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            // A small answer (a page's file) goes in one write, head and body together.
+            if body.len() <= ONE_WRITE {
+                let mut all = head;
+                all.extend_from_slice(body);
+                return with_deadline(writer.write_all(&all), timeout).await;
+            }
             with_deadline(writer.write_all(&head), timeout).await?;
             for piece in body.chunks(STEP) {
                 with_deadline(writer.write_all(piece), timeout).await?;
             }
             Ok(())
         }
-        (Source::Disk(file), true) => {
-            with_deadline(writer.write_all(&head), timeout).await?;
-            let mut offset = download.start;
-            let end = download.start + download.len;
-            while offset < end {
-                let want = (end - offset).min(STEP as u64) as usize;
-                match rustix::fs::sendfile(stream.get_ref(), &file, Some(&mut offset), want) {
-                    // The file is shorter than its description said.
-                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {}
-                    Err(Errno::AGAIN) => with_deadline(stream.writable(), timeout).await?,
-                    Err(Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
+        (None, true) => match download.source {
+            Source::Disk(file) => {
+                send_file(stream, &head, &file, download.start, download.len, timeout).await
             }
-            Ok(())
-        }
-        (_, _) => with_deadline(writer.write_all(&head), timeout).await,
+            _ => with_deadline(writer.write_all(&head), timeout).await,
+        },
+        (_, false) => with_deadline(writer.write_all(&head), timeout).await,
     }
+}
+
+/// The head, then `len` bytes of `file` from `start`, copied by the kernel.
+async fn send_file(
+    stream: &Socket,
+    head: &[u8],
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    timeout: Duration,
+) -> io::Result<()> {
+    let mut writer = &**stream;
+    with_deadline(writer.write_all(head), timeout).await?;
+    let mut offset = start;
+    let end = start + len;
+    while offset < end {
+        let want = (end - offset).min(STEP as u64) as usize;
+        match rustix::fs::sendfile(stream.get_ref(), file, Some(&mut offset), want) {
+            // The file is shorter than its description said.
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(Errno::AGAIN) => with_deadline(stream.writable(), timeout).await?,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The status line and headers, with `Content-Length` and `Date`.

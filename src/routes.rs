@@ -3,9 +3,8 @@
 //! Handlers never fail: every failure is an [`Error`], which
 //! [`Error::into_response`] turns into a status with a short reason.
 
-use futures_lite::io::Cursor;
 use futures_lite::{AsyncReadExt as _, FutureExt as _};
-use http_types::{Body, Method, Request, Response, StatusCode};
+use http_types::{Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use crate::assets;
@@ -91,7 +90,12 @@ pub async fn handle(
         ("/messages", _) => Err(Error::MethodNotAllowed("GET")),
         ("/ping", Method::Get | Method::Head) => Ok(no_content()),
         ("/ping", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
-        (path, Method::Get | Method::Head) => asset(&req, path),
+        (path, Method::Get | Method::Head) => {
+            return match asset(&req, path) {
+                Ok(download) => Reply::File(Box::new(download)),
+                Err(e) => Reply::Response(Box::new(e.into_response())),
+            };
+        }
         (path, _) if assets::lookup(path).is_some() => Err(Error::MethodNotAllowed("GET, HEAD")),
         _ => Err(Error::NotFound),
     };
@@ -578,7 +582,9 @@ fn same_origin(req: &Request) -> Result<(), Error> {
     }
 }
 
-fn asset(req: &Request, path: &str) -> Result<Response, Error> {
+/// One of the page's files, built into the binary: the same bytes for every request,
+/// written with their head in one `send`.
+fn asset(req: &Request, path: &str) -> Result<Download, Error> {
     let asset = assets::lookup(path).ok_or(Error::NotFound)?;
     let accepts_gzip = req
         .header("accept-encoding")
@@ -602,7 +608,12 @@ fn asset(req: &Request, path: &str) -> Result<Response, Error> {
     res.insert_header("cache-control", "no-cache");
     res.insert_header("vary", "accept-encoding");
     if fresh {
-        return Ok(res);
+        return Ok(Download {
+            response: res,
+            source: Source::None,
+            start: 0,
+            len: 0,
+        });
     }
     res.insert_header("content-type", asset.content_type);
     let bytes = match gzip {
@@ -612,8 +623,12 @@ fn asset(req: &Request, path: &str) -> Result<Response, Error> {
         }
         None => asset.body,
     };
-    res.set_body(Body::from_reader(Cursor::new(bytes), Some(bytes.len())));
-    Ok(res)
+    Ok(Download {
+        response: res,
+        source: Source::Static(bytes),
+        start: 0,
+        len: bytes.len() as u64,
+    })
 }
 
 /// The cookie that holds the access key once a page was opened with it.
@@ -788,7 +803,8 @@ mod tests {
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),
-            Reply::Events(_) | Reply::ComeBackLater | Reply::File(_) => None,
+            Reply::File(download) => Some(download.response),
+            Reply::Events(_) | Reply::ComeBackLater => None,
         }
     }
 

@@ -52,3 +52,25 @@ test('a probe or any site lands on the chat, and Continue lets the phone online'
   assert.equal(await typed.locator('#portal-note').isHidden(), true);
   await context.close();
 });
+
+test('in a sign-in sheet without localStorage the chat still works', async () => {
+  const context = await browser.newContext(phone);
+  // Some captive-portal web views have no storage at all: every access throws.
+  await context.addInitScript(() => {
+    Object.defineProperty(window, 'localStorage', { get() { throw new DOMException('denied', 'SecurityError'); } });
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  // Where a probe's redirect leads (this address was let in by the test above, so
+  // the probe itself would now get Apple's "Success" page).
+  await page.goto(`http://127.0.0.1:${port}/?portal`);
+  await page.locator('#status[data-state="connected"]').waitFor();
+  await page.locator('#portal-note').waitFor();
+  await page.fill('#name', 'Sheet');
+  await page.fill('#message', 'no storage here');
+  await page.click('#composer [type=submit]');
+  await page.locator('.msg[data-id]', { hasText: 'no storage here' }).waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
