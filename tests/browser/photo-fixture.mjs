@@ -24,6 +24,43 @@ export async function photo(page) {
   return Buffer.concat([jpeg.subarray(0, 2), exif(), jpeg.subarray(2)]);
 }
 
+/**
+ * A photo as a phone's camera makes it: 4000 × 3000 (12 MP), gradients, shapes and
+ * sensor-like noise, JPEG at 0.92, about 4 MB.
+ */
+export async function camera(page) {
+  return Buffer.from(await page.evaluate(async () => {
+    const c = document.createElement('canvas');
+    c.width = 4000;
+    c.height = 3000;
+    const g = c.getContext('2d');
+    const sky = g.createLinearGradient(0, 0, 4000, 3000);
+    sky.addColorStop(0, '#3a6ea5');
+    sky.addColorStop(0.5, '#e8d8b0');
+    sky.addColorStop(1, '#2f4f2f');
+    g.fillStyle = sky;
+    g.fillRect(0, 0, 4000, 3000);
+    for (let i = 0; i < 400; i++) {
+      g.fillStyle = `hsl(${(i * 37) % 360} 50% ${30 + (i % 40)}%)`;
+      g.beginPath();
+      g.arc((i * 997) % 4000, (i * 613) % 3000, 20 + (i % 150), 0, 7);
+      g.fill();
+    }
+    const img = g.getImageData(0, 0, 4000, 3000);
+    let seed = 1;
+    for (let i = 0; i < img.data.length; i += 4) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      const noise = (seed % 25) - 12;
+      img.data[i] += noise;
+      img.data[i + 1] += noise;
+      img.data[i + 2] += noise;
+    }
+    g.putImageData(img, 0, 0);
+    const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.92));
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  }));
+}
+
 /** An APP1 segment: TIFF, big-endian; IFD0 with Orientation and a GPS pointer; the GPS IFD. */
 export function exif() {
   const tiff = [];

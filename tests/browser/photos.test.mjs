@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, phone, startServer } from './harness.mjs';
-import { photo } from './photo-fixture.mjs';
+import { camera, photo } from './photo-fixture.mjs';
 
 let browser;
 let server;
@@ -73,6 +73,22 @@ test('a sideways photo with a GPS tag arrives upright, at most 1,600 px, with no
   assert.equal(await receiver.locator('.files a').first().getAttribute('target'), '_blank');
   await sender.context().close();
   await receiver.context().close();
+});
+
+test('a 12 MP photo of about 4 MB travels as about 300 KB', async () => {
+  const page = await open();
+  const original = await camera(page);
+  assert.ok(original.length > 3.5 * 1048576, `${original.length}`);
+  await page.setInputFiles('#attach', { name: 'IMG_1234.JPG', mimeType: 'image/jpeg', buffer: original });
+  await page.locator('#attached .chip').waitFor();
+  await page.fill('#message', 'from the camera');
+  await send(page);
+  const img = page.locator('.msg[data-id]', { hasText: 'from the camera' }).locator('.files img');
+  await img.waitFor();
+  const sent = await img.evaluate(async (el) => (await (await fetch(el.src)).arrayBuffer()).byteLength);
+  console.log(`a ${(original.length / 1048576).toFixed(1)} MB photo travelled as ${Math.round(sent / 1024)} KB`);
+  assert.ok(sent < 512 * 1024, `${sent} bytes`);
+  await page.context().close();
 });
 
 test('a PDF arrives as a link with its name, type and size; a file over the limit says so', async () => {
