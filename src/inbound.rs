@@ -60,6 +60,21 @@ pub const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line of a chunked body (with extensions, which are ignored).
 const MAX_CHUNK_LINE: usize = 1024;
 
+/// The request headers a handler reads; no other is handed to http-types.
+const USED: &[&str] = &[
+    "host",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "content-type",
+    "cookie",
+    "if-none-match",
+    "last-event-id",
+    "origin",
+    "range",
+    "referer",
+];
+
 /// The first read of a head goes to the stack, this much: more than a browser's
 /// head with its cookies, so the common case is one read and no question to the
 /// kernel of how much is waiting.
@@ -472,6 +487,12 @@ fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
         } else if name.eq_ignore_ascii_case("expect") {
             // Answered here, in order, never passed on (see the module docs).
             expects_continue = value.eq_ignore_ascii_case(b"100-continue");
+            continue;
+        }
+        // Only what some handler reads is handed on: a browser sends a dozen more
+        // (User-Agent, Accept-Language, Sec-Fetch-*), each an allocation and a
+        // hash in http-types for nothing.
+        if !USED.iter().any(|used| name.eq_ignore_ascii_case(used)) {
             continue;
         }
         let value = if name.eq_ignore_ascii_case("cookie") {
