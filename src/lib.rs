@@ -14,6 +14,9 @@
 //! | [`mod@error`] | every way a request fails; the one place errors become statuses |
 //! | [`limit`] | the post rate per client address, a bucket each |
 //! | [`portal`] | hotspot mode: other sites' requests, captive-portal probes |
+//! | [`multipart`], [`upload`] | a post with files: parts read one by one, files streamed to the store |
+//! | [`media`] | the files kept, the quota, what an image's bytes say |
+//! | [`download`] | a file (or one of the page's) written to a connection: head, then the bytes by `sendfile` |
 //! | [`clock`] | message times when this machine's clock is behind the phones' |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat, per-client state |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
