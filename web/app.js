@@ -960,12 +960,15 @@ function fail(li, item, reason) {
 }
 
 /** A new message from the box: into the outbox, on screen, on its way. */
-function queue(text, name, files = []) {
+async function queue(text, name, files = []) {
   const item = { cid: newCid(), name, text, at: Date.now() };
   if (files.length) {
     item.names = files.map((f) => f.name);
     attachments.set(item.cid, files);
-    uploads.put(item.cid, files);
+    pendingBubble(item);
+    // The files are kept before the message joins the outbox: an outbox entry
+    // whose files a closed tab never finished writing could not be sent.
+    await uploads.put(item.cid, files);
   }
   addToOutbox(item);
   pendingBubble(item);
