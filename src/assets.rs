@@ -22,14 +22,21 @@ pub struct Asset {
     pub gzip: Option<&'static [u8]>,
     /// The `Content-Type`.
     pub content_type: &'static str,
-    /// The `ETag` of `body`; the gzip form's is this with `-gz` inside the quotes.
+    /// The `ETag` of `body`.
     pub etag: String,
+    /// The `ETag` of the gzip form, a different representation of the same file:
+    /// `etag` with `-gz` inside the quotes.
+    pub gzip_etag: String,
+    /// The header lines of every answer with this file, made once (the same for
+    /// every request but the date): see [`Asset::head`].
+    heads: [String; 4],
 }
 
 impl Asset {
-    /// The `ETag` of the gzip form, a different representation of the same file.
-    pub fn gzip_etag(&self) -> String {
-        format!("{}-gz\"", self.etag.trim_end_matches('"'))
+    /// The header lines (after the status line; without `Content-Length` and
+    /// `Date`) of an answer with this file: gzipped or not, whole or `304`.
+    pub fn head(&self, gzip: bool, not_modified: bool) -> &str {
+        &self.heads[usize::from(gzip) * 2 + usize::from(not_modified)]
     }
 }
 
@@ -54,11 +61,33 @@ fn collect(dir: &'static Dir<'static>, table: &mut HashMap<&'static str, Asset>)
         let Some(name) = file.path().to_str() else {
             continue;
         };
+        let etag = format!("\"{:016x}\"", fnv1a(file.contents()));
+        let gzip_etag = format!("{}-gz\"", etag.trim_end_matches('"'));
+        let content_type = content_type(name);
+        let lines = |tag: &str, whole: bool, gzip: bool| {
+            let mut head =
+                format!("etag: {tag}\r\ncache-control: no-cache\r\nvary: accept-encoding\r\n");
+            if whole {
+                head.push_str(&format!("content-type: {content_type}\r\n"));
+                if gzip {
+                    head.push_str("content-encoding: gzip\r\n");
+                }
+            }
+            head
+        };
+        let heads = [
+            lines(&etag, true, false),
+            lines(&etag, false, false),
+            lines(&gzip_etag, true, true),
+            lines(&gzip_etag, false, true),
+        ];
         let asset = Asset {
             body: file.contents(),
             gzip: GZIP.get_file(file.path()).map(|f| f.contents()),
-            content_type: content_type(name),
-            etag: format!("\"{:016x}\"", fnv1a(file.contents())),
+            content_type,
+            etag,
+            gzip_etag,
+            heads,
         };
         table.insert(name, asset);
     }
@@ -120,7 +149,7 @@ mod tests {
     fn etags_differ_by_content_and_representation() {
         let a = lookup("/").unwrap();
         assert!(a.etag.starts_with('"') && a.etag.ends_with('"'));
-        assert_ne!(a.etag, a.gzip_etag());
+        assert_ne!(a.etag, a.gzip_etag);
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::AsyncWriteExt as _;
-use http_types::Response;
+use http_types::{Response, StatusCode};
 use rustix::io::Errno;
 
 use crate::outbox::Socket;
@@ -26,12 +26,22 @@ pub enum Source {
     Disk(std::fs::File),
 }
 
+/// The status and headers of an answer with a file.
+#[derive(Debug)]
+pub enum Head {
+    /// Made for this request; its body is not used.
+    Response(Box<Response>),
+    /// Made once for the file: the status, and the header lines that follow it
+    /// (without `Content-Length` and `Date`, which are added).
+    Lines(StatusCode, &'static str),
+}
+
 /// A file to send: the answer's status and headers, and `len` bytes of `source`
 /// from `start`.
 #[derive(Debug)]
 pub struct Download {
-    /// Status and headers; its body is not used.
-    pub response: Response,
+    /// Status and headers.
+    pub head: Head,
     /// Where the bytes are.
     pub source: Source,
     /// The first byte sent.
@@ -55,7 +65,7 @@ pub async fn write(
     closes: bool,
     timeout: Duration,
 ) -> io::Result<()> {
-    let head = head(&download.response, download.len, closes);
+    let head = head(&download.head, download.len, closes);
     let mut writer = &**stream;
     let start = download.start as usize;
     let end = start + download.len as usize;
@@ -117,21 +127,29 @@ async fn send_file(
 }
 
 /// The status line and headers, with `Content-Length` and `Date`.
-fn head(res: &Response, len: u64, closes: bool) -> Vec<u8> {
-    let status = res.status();
+fn head(given: &Head, len: u64, closes: bool) -> Vec<u8> {
+    let status = match given {
+        Head::Response(res) => res.status(),
+        Head::Lines(status, _) => *status,
+    };
     let mut head = format!(
         "HTTP/1.1 {} {}\r\ncontent-length: {len}\r\ndate: {}\r\n",
         u16::from(status),
         status.canonical_reason(),
         http_date(SystemTime::now())
     );
-    for (name, values) in res.iter() {
-        for value in values.iter() {
-            head.push_str(name.as_str());
-            head.push_str(": ");
-            head.push_str(value.as_str());
-            head.push_str("\r\n");
+    match given {
+        Head::Response(res) => {
+            for (name, values) in res.iter() {
+                for value in values.iter() {
+                    head.push_str(name.as_str());
+                    head.push_str(": ");
+                    head.push_str(value.as_str());
+                    head.push_str("\r\n");
+                }
+            }
         }
+        Head::Lines(_, lines) => head.push_str(lines),
     }
     if closes {
         head.push_str("connection: close\r\n");

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use crate::config::Config;
-use crate::download::{Download, Source};
+use crate::download::{Download, Head, Source};
 pub use crate::error::Error;
 use crate::media::Media;
 use crate::message::{Draft, Id};
@@ -253,7 +253,7 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
     res.insert_header("accept-ranges", "bytes");
     if fresh {
         return Ok(Download {
-            response: res,
+            head: Head::Response(Box::new(res)),
             source: Source::None,
             start: 0,
             len: 0,
@@ -288,7 +288,7 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
         }
     };
     Ok(Download {
-        response: res,
+        head: Head::Response(Box::new(res)),
         source,
         start,
         len,
@@ -591,43 +591,24 @@ fn asset(req: &Request, path: &str) -> Result<Download, Error> {
         .is_some_and(|v| v.as_str().split(',').any(|e| e.trim().starts_with("gzip")));
     let gzip = asset.gzip.filter(|_| accepts_gzip);
     let etag = match gzip {
-        Some(_) => asset.gzip_etag(),
-        None => asset.etag.clone(),
+        Some(_) => &asset.gzip_etag,
+        None => &asset.etag,
     };
     let fresh = req.header("if-none-match").is_some_and(|v| {
         v.as_str()
             .split(',')
             .any(|t| t.trim() == etag || t.trim() == "*")
     });
-    let mut res = Response::new(if fresh {
-        StatusCode::NotModified
-    } else {
-        StatusCode::Ok
-    });
-    res.insert_header("etag", etag.as_str());
-    res.insert_header("cache-control", "no-cache");
-    res.insert_header("vary", "accept-encoding");
-    if fresh {
-        return Ok(Download {
-            response: res,
-            source: Source::None,
-            start: 0,
-            len: 0,
-        });
-    }
-    res.insert_header("content-type", asset.content_type);
-    let bytes = match gzip {
-        Some(gz) => {
-            res.insert_header("content-encoding", "gzip");
-            gz
-        }
-        None => asset.body,
+    let (status, bytes) = match fresh {
+        true => (StatusCode::NotModified, None),
+        false => (StatusCode::Ok, Some(gzip.unwrap_or(asset.body))),
     };
+    // The headers are the same for every request: made once, with the table.
     Ok(Download {
-        response: res,
-        source: Source::Static(bytes),
+        head: Head::Lines(status, asset.head(gzip.is_some(), fresh)),
+        source: bytes.map_or(Source::None, Source::Static),
         start: 0,
-        len: bytes.len() as u64,
+        len: bytes.map_or(0, |b| b.len() as u64),
     })
 }
 
@@ -803,7 +784,17 @@ mod tests {
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),
-            Reply::File(download) => Some(download.response),
+            Reply::File(download) => Some(match download.head {
+                Head::Response(res) => *res,
+                Head::Lines(status, lines) => {
+                    let mut res = Response::new(status);
+                    for line in lines.lines() {
+                        let (name, value) = line.split_once(": ").unwrap();
+                        res.insert_header(name, value);
+                    }
+                    res
+                }
+            }),
             Reply::Events(_) | Reply::ComeBackLater => None,
         }
     }
