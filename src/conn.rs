@@ -182,37 +182,27 @@ async fn answer(
         }
     }
     let routed = routes::handle(req, peer, &shared.config, &shared.registry, &shared.media);
-    match routed.await {
+    let (written, closes) = match routed.await {
         Reply::Response(res) => {
             let res = *res;
             let closes = client_closes || header_is(&res, "connection", "close");
-            if write_response(stream, res, method, closes, shared)
-                .await
-                .is_err()
-                || closes
-                || !discard_body(inbound, shared).await
-            {
-                return After::Close;
-            }
-            After::Next
+            let written = write_response(stream, res, method, closes, shared).await;
+            (written, closes)
         }
         Reply::File(download) => {
-            let closes = client_closes;
             let body = method != Method::Head;
             let timeout = shared.config.write_timeout;
-            if crate::download::write(stream, *download, body, closes, timeout)
-                .await
-                .is_err()
-                || closes
-                || !discard_body(inbound, shared).await
-            {
-                return After::Close;
-            }
-            After::Next
+            let written =
+                crate::download::write(stream, *download, body, client_closes, timeout).await;
+            (written, client_closes)
         }
-        Reply::Events(sub) => After::Events(sub),
-        Reply::ComeBackLater => After::ComeBackLater,
+        Reply::Events(sub) => return After::Events(sub),
+        Reply::ComeBackLater => return After::ComeBackLater,
+    };
+    if written.is_err() || closes || !discard_body(inbound, shared).await {
+        return After::Close;
     }
+    After::Next
 }
 
 /// The interim answer to `Expect: 100-continue`.
