@@ -275,15 +275,8 @@ impl Draft {
             }
         }
         let text = text.unwrap_or_default();
-        // A photo needs no caption: a text of white space goes as no text.
-        let caption_only = !files.is_empty() && text.trim().is_empty();
-        let mut draft = Draft::new(
-            name.as_deref().unwrap_or(""),
-            if caption_only { "-" } else { &text },
-        )?;
-        if caption_only {
-            draft.text.clear();
-        }
+        // A photo needs no caption.
+        let mut draft = Draft::validate(name.as_deref().unwrap_or(""), &text, !files.is_empty())?;
         draft.files = files;
         // Only a help for a wrong server clock: a value that is not a time is left out.
         draft.sent = sent
@@ -301,9 +294,18 @@ impl Draft {
 
     /// Validates a name and a text.
     pub fn new(name: &str, text: &str) -> Result<Draft, Invalid> {
-        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        Draft::validate(name, text, false)
+    }
+
+    /// Validates a name and a text; with `caption`, the text may be empty (it is the
+    /// caption of files), and a text of white space becomes none.
+    fn validate(name: &str, text: &str, caption: bool) -> Result<Draft, Invalid> {
+        let mut text = text.replace("\r\n", "\n").replace('\r', "\n");
         if text.trim().is_empty() {
-            return Err(Invalid::Empty);
+            if !caption {
+                return Err(Invalid::Empty);
+            }
+            text.clear();
         }
         if text.chars().count() > MAX_TEXT_CHARS {
             return Err(Invalid::TooLong);
