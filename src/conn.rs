@@ -14,25 +14,29 @@
 //!   answered on this path, in order;
 //! - an `/events` stream moves to a task of its own on the writers' executor, and
 //!   this task, with all it needed for requests, ends;
+//! - an upload, and a large file going out, run on the bulk executor, behind the
+//!   chat's tasks (see [`crate::sched`]);
 //! - a panic while serving a connection ends that connection only.
 
 use std::io;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::headers::Headers;
 use http_types::{Method, Response};
-use smol::Executor;
 
 use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};
 use crate::outbox::Socket;
 use crate::registry::{Handle, Subscription};
 use crate::routes::{self, Peer, Reply};
+use crate::sched::Executors;
 use crate::sse::Frame;
 use crate::stream::{self, with_deadline};
 use crate::Config;
@@ -50,8 +54,8 @@ pub struct Shared {
     pub registry: Handle,
     /// Never sent on; closed at shutdown, which wakes every waiting `recv`.
     pub stop: Receiver<()>,
-    /// Where event streams run, apart from requests (see `lib.rs`).
-    pub writers: Arc<Executor<'static>>,
+    /// Where tasks run: streams and files apart from requests (see [`crate::sched`]).
+    pub executors: Arc<Executors>,
     /// The first chunk of every stream: the `retry:` delay and a comment.
     pub opening: Frame,
     /// The files people shared.
@@ -107,6 +111,8 @@ async fn keep_alive(
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.get_ref().set_nodelay(true);
     let inbound = Inbound::new(stream.clone());
+    let stop = shared.stop.clone();
+    let mut waits = Waits::new(&stop);
     let local = match shared.config.portal {
         true => stream.get_ref().local_addr().ok(),
         false => None,
@@ -115,7 +121,7 @@ async fn keep_alive(
     // connection costs: the answering, with its request, body and response, is
     // boxed and lives only while it runs.
     loop {
-        let head = match next_head(&inbound, &stream, &shared).await {
+        let head = match next_head(&inbound, &shared, &mut waits).await {
             Some(Ok(head)) => head,
             Some(Err(e)) => {
                 let res = e.into_response();
@@ -126,20 +132,28 @@ async fn keep_alive(
         };
         line.clone_from(&head.line);
         let peer = Peer { client, local };
-        match Box::pin(answer(head, peer, &stream, &inbound, &shared)).await {
+        let after = if is_upload(&head) {
+            // Files coming in are read behind the chat's tasks.
+            let (stream, inbound, sharing) = (stream.clone(), inbound.clone(), shared.clone());
+            let answering = async move { answer(head, peer, &stream, &inbound, &sharing).await };
+            shared.executors.bulk.spawn(answering).await
+        } else {
+            Box::pin(answer(head, peer, &stream, &inbound, &shared)).await
+        };
+        match after {
             After::Next => {}
             After::Close => return,
             After::Events(sub) => {
                 // The stream moves to the writers' executor, and this task, with all
                 // it needed for requests, ends.
-                let writers = shared.writers.clone();
+                let executors = shared.executors.clone();
                 let task = async move {
                     let _slot = slot;
                     let writing =
                         || stream::stream_events(stream, sub, &shared.opening, &shared.config);
                     contain(writing, "an event stream").await;
                 };
-                writers.spawn(Box::pin(task)).detach();
+                executors.writers.spawn(Box::pin(task)).detach();
                 return;
             }
             After::ComeBackLater => {
@@ -192,8 +206,16 @@ async fn answer(
         Reply::File(download) => {
             let body = method != Method::Head;
             let timeout = shared.config.write_timeout;
-            let written =
-                crate::download::write(stream, *download, body, client_closes, timeout).await;
+            let written = if body && download.is_large() {
+                // A photo going out is sent behind the chat's tasks.
+                let stream = stream.clone();
+                let sending = async move {
+                    crate::download::write(&stream, *download, true, client_closes, timeout).await
+                };
+                shared.executors.bulk.spawn(sending).await
+            } else {
+                crate::download::write(stream, *download, body, client_closes, timeout).await
+            };
             (written, client_closes)
         }
         Reply::Events(sub) => return After::Events(sub),
@@ -205,6 +227,15 @@ async fn answer(
     After::Next
 }
 
+/// Whether a request brings files (a `multipart/form-data` body).
+fn is_upload(head: &Head) -> bool {
+    head.request.method() == Method::Post
+        && head.request.header("content-type").is_some_and(|v| {
+            let essence = v.last().as_str().split(';').next().unwrap_or("");
+            essence.trim().eq_ignore_ascii_case("multipart/form-data")
+        })
+}
+
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -212,7 +243,8 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// request, a `retry:` for a stream.
 pub async fn refuse(stream: Socket, shared: Arc<Shared>) {
     let inbound = Inbound::new(stream.clone());
-    if let Some(Ok(head)) = next_head(&inbound, &stream, &shared).await {
+    let mut waits = Waits::new(&shared.stop);
+    if let Some(Ok(head)) = next_head(&inbound, &shared, &mut waits).await {
         if head.request.url().path() == "/events" {
             return Box::pin(stream::come_back_later(stream, &shared.config)).await;
         }
@@ -227,21 +259,22 @@ pub async fn refuse(stream: Socket, shared: Arc<Shared>) {
 /// went quiet, a deadline passed, shutdown); `Some(Err)` for a head to refuse.
 async fn next_head(
     inbound: &Inbound,
-    stream: &Socket,
     shared: &Shared,
+    waits: &mut Waits<'_>,
 ) -> Option<Result<Box<Head>, Error>> {
     // Idle: wait for a first byte, so a keep-alive connection may rest longer than a
     // head may take to arrive. A client that sent its next request already is not
     // idle.
     if !inbound.has_buffered() {
-        let mut probe = [0u8; 1];
-        let first = async { matches!(stream.peek(&mut probe).await, Ok(n) if n > 0) }
+        let idle_until = Instant::now() + shared.config.idle_timeout;
+        let first = inbound
+            .arrival()
             .or(async {
-                Timer::after(shared.config.idle_timeout).await;
+                waits.deadline.until(idle_until).await;
                 false
             })
             .or(async {
-                let _ = shared.stop.recv().await;
+                let _ = (&mut waits.stop).await;
                 false
             })
             .await;
@@ -249,8 +282,9 @@ async fn next_head(
             return None;
         }
     }
+    let head_until = Instant::now() + shared.config.head_timeout;
     let deadline = async {
-        Timer::after(shared.config.head_timeout).await;
+        waits.deadline.until(head_until).await;
         Ok(None)
     };
     match inbound.head().or(deadline).await {
@@ -258,6 +292,63 @@ async fn next_head(
         Ok(Some(head)) => Some(Ok(Box::new(head))),
         Ok(None) | Err(Failed::Gone) => None,
         Err(Failed::Refused(e)) => Some(Err(e)),
+    }
+}
+
+/// What a connection waits on between requests, kept from one request to the next:
+/// made anew for each, the timer would be a registration with the reactor (and a
+/// wake-up of its thread) per request, and the wait for shutdown an allocation.
+struct Waits<'a> {
+    deadline: Deadline,
+    stop: Pin<Box<async_channel::Recv<'a, ()>>>,
+}
+
+impl<'a> Waits<'a> {
+    fn new(stop: &'a Receiver<()>) -> Self {
+        Waits {
+            deadline: Deadline::default(),
+            stop: Box::pin(stop.recv()),
+        }
+    }
+}
+
+/// One timer for a connection's idle and head deadlines in turn. Armed for an
+/// instant before the one wanted, it fires early, is moved on and waits again; so
+/// while requests keep coming it is moved about once per idle timeout, not once per
+/// request.
+#[derive(Debug)]
+struct Deadline {
+    timer: Timer,
+    at: Option<Instant>,
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Deadline {
+            timer: Timer::never(),
+            at: None,
+        }
+    }
+}
+
+impl Deadline {
+    /// Completes at `want`.
+    async fn until(&mut self, want: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= want {
+                return;
+            }
+            match self.at {
+                // Still to fire, and not after `want`: it will do.
+                Some(at) if at > now && at <= want => {}
+                _ => {
+                    self.timer.set_at(want);
+                    self.at = Some(want);
+                }
+            }
+            (&mut self.timer).await;
+        }
     }
 }
 
@@ -331,5 +422,36 @@ mod tests {
         assert_eq!(after, "went on");
         let text = std::panic::catch_unwind(|| panic!("with {}", "text")).unwrap_err();
         assert_eq!(panic_text(&*text), "with text");
+    }
+
+    #[test]
+    fn one_timer_serves_deadlines_later_and_earlier_than_the_last() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        smol::block_on(async {
+            let mut deadline = Deadline::default();
+            // Armed, then left before it fired (the request came).
+            let start = Instant::now();
+            let first = start + ms(40);
+            let left = futures_lite::future::poll_once(deadline.until(first)).await;
+            assert!(left.is_none());
+            // A later deadline: the timer fires at the first one and moves on.
+            let later = start + ms(80);
+            deadline.until(later).await;
+            assert!(Instant::now() >= later);
+            // An earlier one than the timer is armed for: not kept waiting.
+            let long = Instant::now() + Duration::from_secs(60);
+            let left = futures_lite::future::poll_once(deadline.until(long)).await;
+            assert!(left.is_none());
+            let soon = Instant::now() + ms(20);
+            let waited = deadline.until(soon).or(async {
+                Timer::after(Duration::from_secs(10)).await;
+            });
+            waited.await;
+            let now = Instant::now();
+            assert!(now >= soon && now < soon + Duration::from_secs(5));
+            // One already past completes at once.
+            deadline.until(start).await;
+        });
     }
 }

@@ -50,6 +50,13 @@ pub struct Download {
     pub len: u64,
 }
 
+impl Download {
+    /// Whether the body is more than one write: a photo, not one of the page's files.
+    pub fn is_large(&self) -> bool {
+        self.len > ONE_WRITE as u64
+    }
+}
+
 /// The most one `sendfile` call is asked to move, so that one large file does not
 /// hold a thread for long.
 const STEP: usize = 1 << 20;
@@ -117,6 +124,8 @@ async fn send_file(
         match rustix::fs::sendfile(stream.get_ref(), file, Some(&mut offset), want) {
             // The file is shorter than its description said.
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            // A turn for the chat's tasks between steps (see `sched`).
+            Ok(_) if offset < end => futures_lite::future::yield_now().await,
             Ok(_) => {}
             Err(Errno::AGAIN) => with_deadline(stream.writable(), timeout).await?,
             Err(Errno::INTR) => {}

@@ -168,6 +168,22 @@ impl Inbound {
         wire.pos < wire.buf.len()
     }
 
+    /// Waits for the first bytes of a next request, and keeps them for
+    /// [`Inbound::head`]: the same read a head would start with, where a `peek` would
+    /// cost one more. `false`: the client closed, or the socket failed.
+    pub async fn arrival(&self) -> bool {
+        poll_fn(|cx| {
+            let mut wire = self.wire();
+            let read = std::task::ready!(wire.poll_fill(cx, MAX_HEAD));
+            if !matches!(read, Ok(n) if n > 0) {
+                wire.release();
+                return Poll::Ready(false);
+            }
+            Poll::Ready(true)
+        })
+        .await
+    }
+
     /// Reads the next request head. `Ok(None)`: the client closed between requests.
     pub async fn head(&self) -> Result<Option<Head>, Failed> {
         let mut head = poll_fn(|cx| self.wire().poll_head(cx)).await?;

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
 //! | [`server`] | the accept loop, the connection cap, shutdown |
+//! | [`sched`] | which task a thread runs next: the chat's before files moving |
 //! | [`conn`] | one connection's keep-alive loop: heads in, answers out through async-h1's `Encoder` |
 //! | [`stream`] | the writer of an `/events` stream, from its head until it ends |
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
@@ -68,6 +69,7 @@ pub mod outbox;
 pub mod portal;
 pub mod registry;
 pub mod routes;
+pub mod sched;
 pub mod server;
 pub mod sse;
 pub mod store;
@@ -90,31 +92,25 @@ pub fn run(
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = smol::net::TcpListener::try_from(listener)?;
-    // Two executors on the same threads: `ex` for accepting, requests and the
-    // registry; `writers` for the event streams. smol runs tasks first in, first
-    // out, so one publish that wakes 10,000 stream writers would otherwise make the
-    // next POST wait behind all of them. Nested, each `run` gives the other a turn
-    // every 200 tasks at most.
-    let ex = Arc::new(smol::Executor::new());
-    let writers = Arc::new(smol::Executor::new());
+    // Every thread runs the same executors; see `sched` for the order.
+    let executors = Arc::new(sched::Executors::default());
     let threads = config.threads.max(1);
     // Closed when the server is done, which releases the helper threads.
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     std::thread::scope(|scope| {
         for i in 1..threads {
-            let ex = ex.clone();
-            let writers = writers.clone();
+            let executors = executors.clone();
             let done = done_rx.clone();
             std::thread::Builder::new()
                 .name(format!("lanchat-{i}"))
                 .spawn_scoped(scope, move || {
-                    smol::block_on(ex.run(writers.run(async {
+                    smol::block_on(executors.run(async {
                         let _ = done.recv().await;
-                    })))
+                    }))
                 })?;
         }
-        let serving = server::serve(ex.clone(), writers.clone(), listener, config, shutdown);
-        let result = smol::block_on(ex.run(writers.run(serving)));
+        let serving = server::serve(executors.clone(), listener, config, shutdown);
+        let result = smol::block_on(executors.run(serving));
         drop(done_tx);
         result
     })

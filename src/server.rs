@@ -24,6 +24,7 @@ use crate::conn::{self, Shared};
 use crate::message::Record;
 use crate::outbox::Socket;
 use crate::registry;
+use crate::sched::Executors;
 use crate::sse::{self, Frame};
 use crate::store::Store;
 use crate::Config;
@@ -79,8 +80,7 @@ impl Drop for Slot {
 
 /// Accepts and serves connections until `shutdown` completes, then shuts down.
 pub async fn serve(
-    ex: Arc<Executor<'static>>,
-    writers: Arc<Executor<'static>>,
+    executors: Arc<Executors>,
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
@@ -96,7 +96,7 @@ pub async fn serve(
         post_rate: config.post_rate,
         restored,
     });
-    let registry_task = ex.spawn(stop_on_panic(registry_task));
+    let registry_task = executors.requests.spawn(stop_on_panic(registry_task));
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
     let quota = config.media_quota.unwrap_or(match config.data_dir {
         Some(_) => 1 << 30,
@@ -115,11 +115,11 @@ pub async fn serve(
         config,
         registry: registry.clone(),
         stop,
-        writers,
+        executors: executors.clone(),
     });
     let connections = Connections::default();
 
-    accept(&ex, &listener, &shared, &connections)
+    accept(&executors.requests, &listener, &shared, &connections)
         .or(shutdown)
         .await;
 

@@ -129,6 +129,10 @@ async fn store(
                 Some(f) => f.write_all(&chunk).await.map_err(|_| Error::NotStored)?,
                 None => memory.extend_from_slice(&chunk),
             }
+            // While the client sends faster than this loop reads, nothing here
+            // waits: without this, one upload would hold the thread until its
+            // socket ran dry, and messages would wait (see `sched`).
+            futures_lite::future::yield_now().await;
         }
         if let Some(f) = &mut file {
             f.flush().await.map_err(|_| Error::NotStored)?;

@@ -201,6 +201,35 @@ fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[test]
+fn a_connection_used_more_often_than_the_idle_timeout_stays_open() {
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_millis(300));
+    let mut reader = BufReader::new(connect(server.addr));
+    let started = Instant::now();
+    let mut answered = 0;
+    // A request every 100 ms for four idle timeouts: each pause is shorter than the
+    // timeout, so the connection must outlive all of them.
+    while started.elapsed() < Duration::from_millis(1200) {
+        let sent = reader
+            .get_mut()
+            .write_all(&build(server.addr, "GET", "/", &[], b""));
+        assert!(sent.is_ok(), "closed after {answered} answers");
+        let res = read_response(&mut reader).expect("closed while in use");
+        assert_eq!(res.status, 200);
+        answered += 1;
+        // The pause between two requests is what is tested.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Then a pause longer than the timeout ends it.
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let n = reader
+        .read_to_end(&mut rest)
+        .expect("closed, not timed out");
+    assert_eq!(n, 0, "nothing more is sent");
+    assert!(idle.elapsed() >= Duration::from_millis(150));
+}
+
+#[test]
 fn the_page_is_installable_with_a_manifest_and_icons() {
     let server = TestServer::start();
     let page = get(server.addr, "/").text();

@@ -1,0 +1,125 @@
+//! Which task a server thread runs next. The chat's tasks come before the work of
+//! moving photos and files, so that fifty phones fetching a photo, or a 16 MiB
+//! upload, do not make the next message wait behind them.
+//!
+//! smol's executors run their tasks first in, first out, with no priorities; here
+//! three of them share every thread (see [`Executors`]), and [`run`] picks from
+//! them in order. It also keeps the thread's turns short: after each round it
+//! yields, and `block_on` then asks the reactor for new events without waiting.
+//! Under load that keeps the reactor on this thread, instead of async-io's helper
+//! thread taking it and handing every event over with a wake-up.
+
+use std::future::Future;
+
+use futures_lite::future::{self, FutureExt as _};
+use smol::Executor;
+
+/// Chat tasks a thread runs, at most, before it gives a file's task a turn and
+/// looks at the reactor again.
+const ROUND: usize = 64;
+
+/// The executors the server's tasks run on.
+#[derive(Debug, Default)]
+pub struct Executors {
+    /// Accepting, requests and the registry.
+    pub requests: Executor<'static>,
+    /// The `/events` streams. Apart from `requests` so that one publish that wakes
+    /// 10,000 writers does not put the next post behind all of them: the two take
+    /// turns, a task each.
+    pub writers: Executor<'static>,
+    /// Files moving: uploads, and answers with a large file. A task here runs when
+    /// no chat task is ready, and at least once per [`ROUND`] of them, so a busy
+    /// chat slows files down but never stops them.
+    pub bulk: Executor<'static>,
+}
+
+impl Executors {
+    /// Runs tasks on this thread until `main` completes.
+    pub async fn run<T>(&self, main: impl Future<Output = T>) -> T {
+        main.or(self.turns()).await
+    }
+
+    async fn turns<T>(&self) -> T {
+        loop {
+            let mut ran = false;
+            for _ in 0..ROUND {
+                // Both, each time: a task each, in turn.
+                let request = self.requests.try_tick();
+                let writer = self.writers.try_tick();
+                if !(request || writer) {
+                    break;
+                }
+                ran = true;
+            }
+            ran |= self.bulk.try_tick();
+            if ran {
+                future::yield_now().await;
+            } else {
+                // Nothing ready: sleep until one of them has a task, and run it.
+                self.requests
+                    .tick()
+                    .or(self.writers.tick())
+                    .or(self.bulk.tick())
+                    .await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn chat_tasks_run_before_waiting_file_tasks() {
+        let ex = Executors::default();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let log = |what: &'static str| {
+            let order = order.clone();
+            async move { order.lock().unwrap().push(what) }
+        };
+        for _ in 0..3 {
+            ex.bulk.spawn(log("file")).detach();
+        }
+        for _ in 0..3 {
+            ex.requests.spawn(log("request")).detach();
+            ex.writers.spawn(log("stream")).detach();
+        }
+        smol::block_on(ex.run(async {
+            while order.lock().unwrap().len() < 9 {
+                future::yield_now().await;
+            }
+        }));
+        let order = order.lock().unwrap();
+        assert_eq!(
+            &order[..7],
+            ["request", "stream", "request", "stream", "request", "stream", "file"]
+        );
+    }
+
+    #[test]
+    fn a_busy_chat_does_not_stop_files() {
+        let ex = Arc::new(Executors::default());
+        let files = Arc::new(Mutex::new(0));
+        // A request task that is always ready again: the chat is never idle.
+        let busy = ex.requests.spawn(async {
+            loop {
+                future::yield_now().await;
+            }
+        });
+        for _ in 0..5 {
+            let files = files.clone();
+            ex.bulk
+                .spawn(async move { *files.lock().unwrap() += 1 })
+                .detach();
+        }
+        smol::block_on(ex.run(async {
+            while *files.lock().unwrap() < 5 {
+                future::yield_now().await;
+            }
+        }));
+        drop(busy);
+        assert_eq!(*files.lock().unwrap(), 5);
+    }
+}
