@@ -26,11 +26,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::Receiver;
-use async_io::Timer;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use http_types::headers::Headers;
 use http_types::{Method, Response};
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};
 use crate::outbox::Socket;
@@ -312,46 +312,6 @@ impl<'a> Waits<'a> {
     }
 }
 
-/// One timer for a connection's idle and head deadlines in turn. Armed for an
-/// instant before the one wanted, it fires early, is moved on and waits again; so
-/// while requests keep coming it is moved about once per idle timeout, not once per
-/// request.
-#[derive(Debug)]
-struct Deadline {
-    timer: Timer,
-    at: Option<Instant>,
-}
-
-impl Default for Deadline {
-    fn default() -> Self {
-        Deadline {
-            timer: Timer::never(),
-            at: None,
-        }
-    }
-}
-
-impl Deadline {
-    /// Completes at `want`.
-    async fn until(&mut self, want: Instant) {
-        loop {
-            let now = Instant::now();
-            if now >= want {
-                return;
-            }
-            match self.at {
-                // Still to fire, and not after `want`: it will do.
-                Some(at) if at > now && at <= want => {}
-                _ => {
-                    self.timer.set_at(want);
-                    self.at = Some(want);
-                }
-            }
-            (&mut self.timer).await;
-        }
-    }
-}
-
 /// Room for a response's head: its status line and a dozen headers.
 const RESPONSE_HEAD_ROOM: usize = 512;
 
@@ -422,36 +382,5 @@ mod tests {
         assert_eq!(after, "went on");
         let text = std::panic::catch_unwind(|| panic!("with {}", "text")).unwrap_err();
         assert_eq!(panic_text(&*text), "with text");
-    }
-
-    #[test]
-    fn one_timer_serves_deadlines_later_and_earlier_than_the_last() {
-        use std::time::Duration;
-        let ms = Duration::from_millis;
-        smol::block_on(async {
-            let mut deadline = Deadline::default();
-            // Armed, then left before it fired (the request came).
-            let start = Instant::now();
-            let first = start + ms(40);
-            let left = futures_lite::future::poll_once(deadline.until(first)).await;
-            assert!(left.is_none());
-            // A later deadline: the timer fires at the first one and moves on.
-            let later = start + ms(80);
-            deadline.until(later).await;
-            assert!(Instant::now() >= later);
-            // An earlier one than the timer is armed for: not kept waiting.
-            let long = Instant::now() + Duration::from_secs(60);
-            let left = futures_lite::future::poll_once(deadline.until(long)).await;
-            assert!(left.is_none());
-            let soon = Instant::now() + ms(20);
-            let waited = deadline.until(soon).or(async {
-                Timer::after(Duration::from_secs(10)).await;
-            });
-            waited.await;
-            let now = Instant::now();
-            assert!(now >= soon && now < soon + Duration::from_secs(5));
-            // One already past completes at once.
-            deadline.until(start).await;
-        });
     }
 }

@@ -9,6 +9,7 @@
 //! | [`server`] | the accept loop, the connection cap, shutdown |
 //! | [`sched`] | which task a thread runs next: the chat's before files moving |
 //! | [`conn`] | one connection's keep-alive loop: heads in, answers out through async-h1's `Encoder` |
+//! | [`deadline`] | a deadline waited for again and again, on one reactor timer |
 //! | [`stream`] | the writer of an `/events` stream, from its head until it ends |
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
 //! | [`routes`] | method + path to handler |
@@ -56,6 +57,7 @@ pub mod assets;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod deadline;
 pub mod download;
 pub mod error;
 pub mod inbound;
@@ -104,7 +106,7 @@ pub fn run(
             std::thread::Builder::new()
                 .name(format!("lanchat-{i}"))
                 .spawn_scoped(scope, move || {
-                    smol::block_on(executors.run(async {
+                    smol::block_on(executors.run(async move {
                         let _ = done.recv().await;
                     }))
                 })?;

@@ -34,10 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt as _;
-use smol::Timer;
 
 use crate::clock::Clock;
 use crate::config::Rate;
+use crate::deadline::Deadline;
 use crate::limit::PostLimiter;
 use crate::message::{Deletion, Draft, Id, Message, Record};
 use crate::outbox::{self, Behind, Feed, Outbox};
@@ -523,6 +523,8 @@ impl Registry {
     }
 
     async fn run(mut self, rx: Receiver<Command>) {
+        // One timer for every wait: most waits end with a command before it fires.
+        let mut timer = Deadline::default();
         loop {
             // Deadlines are checked on every turn as well as by the timer, because a
             // steady stream of commands would otherwise keep the timer from firing.
@@ -551,7 +553,7 @@ impl Registry {
                 }
             })
             .or(async {
-                Timer::at(due).await;
+                timer.until(due).await;
                 Wake::Deadline
             })
             .await;

@@ -35,7 +35,14 @@ pub struct Executors {
 
 impl Executors {
     /// Runs tasks on this thread until `main` completes.
-    pub async fn run<T>(&self, main: impl Future<Output = T>) -> T {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        main: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        // A task, so that it is polled only when woken: polled at every turn, a
+        // future waiting in async-io for a socket tries its syscall again each time
+        // (the accept loop did, an `accept4` per turn).
+        let main = self.requests.spawn(main);
         main.or(self.turns()).await
     }
 
@@ -86,8 +93,9 @@ mod tests {
             ex.requests.spawn(log("request")).detach();
             ex.writers.spawn(log("stream")).detach();
         }
-        smol::block_on(ex.run(async {
-            while order.lock().unwrap().len() < 9 {
+        let seen = order.clone();
+        smol::block_on(ex.run(async move {
+            while seen.lock().unwrap().len() < 9 {
                 future::yield_now().await;
             }
         }));
@@ -114,12 +122,53 @@ mod tests {
                 .spawn(async move { *files.lock().unwrap() += 1 })
                 .detach();
         }
-        smol::block_on(ex.run(async {
-            while *files.lock().unwrap() < 5 {
+        let counted = files.clone();
+        smol::block_on(ex.run(async move {
+            while *counted.lock().unwrap() < 5 {
                 future::yield_now().await;
             }
         }));
         drop(busy);
         assert_eq!(*files.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn the_main_future_is_polled_only_when_woken() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Poll;
+        let ex = Arc::new(Executors::default());
+        let polls = Arc::new(AtomicUsize::new(0));
+        let turns = Arc::new(AtomicUsize::new(0));
+        // Many turns of other work: each would poll `main` again if it were not a
+        // task of its own.
+        let counting = turns.clone();
+        ex.requests
+            .spawn(async move {
+                for _ in 0..1000 {
+                    counting.fetch_add(1, Ordering::Relaxed);
+                    future::yield_now().await;
+                }
+            })
+            .detach();
+        let counted = polls.clone();
+        let done = turns.clone();
+        let main = future::poll_fn(move |cx| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            if done.load(Ordering::Relaxed) >= 1000 {
+                return Poll::Ready(());
+            }
+            // Woken by no one but the check below.
+            let waker = cx.waker().clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while done.load(Ordering::Relaxed) < 1000 {
+                    std::thread::yield_now();
+                }
+                waker.wake();
+            });
+            Poll::Pending
+        });
+        smol::block_on(ex.run(main));
+        assert_eq!(polls.load(Ordering::Relaxed), 2);
     }
 }
