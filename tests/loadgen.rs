@@ -58,3 +58,27 @@ fn publishers_flat_out_lose_and_double_nothing() {
     assert_eq!(figure(&report, "lost"), 0, "{report}");
     assert_eq!(figure(&report, "duplicated"), 0, "{report}");
 }
+
+#[test]
+fn the_page_beside_nginx_is_answered_every_time() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success() || !o.stdout.is_empty())
+    };
+    if !(have("wrk") && have("nginx")) {
+        let required = std::env::var_os("LANCHAT_REQUIRE_BENCH").is_some_and(|v| v == "1");
+        assert!(
+            !required,
+            "wrk or nginx is missing, and LANCHAT_REQUIRE_BENCH=1"
+        );
+        eprintln!("skipped: the page benchmark needs wrk and nginx (apt install wrk nginx-light)");
+        return;
+    }
+    // loadgen stops with an error if any answer is not the page (wrk's non-2xx or
+    // socket errors), for lanchat and for nginx serving the bytes lanchat served.
+    let report = loadgen(&["page", "--seconds", "1"]);
+    assert!(figure(&report, "page:") > 0, "{report}");
+    assert!(figure(&report, "nginx") > 0, "{report}");
+}

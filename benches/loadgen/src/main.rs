@@ -11,8 +11,10 @@
 //! - `flatout`: N subscribers; P publishers posting as fast as they can for T seconds.
 //!   Subscribers that the server drops for a full queue reconnect with
 //!   `Last-Event-ID`, as a browser does, and every gap and duplicate is counted.
-//! - `suite`: floor, fanout and flatout at 1,000 and 10,000 subscribers, 3 runs
-//!   each, medians, as a Markdown table.
+//! - `page`: `GET /` with gzip on 100 keep-alive connections (`wrk`), beside nginx
+//!   serving the same bytes precompressed, when nginx is installed.
+//! - `suite`: floor, fanout and flatout for a small room (10 subscribers) and at
+//!   1,000 and 10,000, and the page, 3 runs each, medians, as a Markdown table.
 //!
 //! The server is started by this program (`--server PATH`), pinned to core 0 with
 //! `taskset`; this program pins itself to core 1.
@@ -34,13 +36,13 @@ use smol::{Async, LocalExecutor, Timer};
 const ROUND_GAP: Duration = Duration::from_millis(100);
 
 const USAGE: &str = "usage: loadgen MODE [options]
-modes:  floor | fanout | flatout | suite
+modes:  floor | fanout | flatout | page | suite
   --server CMD         the server to measure (default target/release/lanchat);
                        peers: benches/peers/ (see BENCHMARKS.md)
   --subscribers N      /events clients (default 1000)
   --messages M         fanout: messages, one at a time (default 20)
   --publishers P       flatout: concurrent publishers (default 4)
-  --seconds T          flatout: how long publishers post (default 5)
+  --seconds T          flatout, page: how long the load lasts (default 5)
   --threads K          server --threads (default 1)
   --runs R             suite: runs per figure (default 3)
   --out FILE           suite: also write the Markdown table here
@@ -113,6 +115,7 @@ fn main() {
         "floor-serve" => floor_serve(opts.subscribers),
         "fanout" => fanout(&opts).map(|r| println!("{r}")),
         "flatout" => flatout(&opts).map(|r| println!("{r}")),
+        "page" => page(&opts).map(|r| println!("{r}")),
         "suite" => suite(&opts),
         _ => Err(format!("unknown mode {mode}\n{USAGE}")),
     };
@@ -127,6 +130,7 @@ mod fanout;
 mod flatout;
 mod floor;
 mod machine;
+mod page;
 mod server;
 mod stats;
 mod suite;
@@ -136,6 +140,7 @@ use fanout::*;
 use flatout::*;
 use floor::*;
 use machine::*;
+use page::*;
 use server::*;
 use stats::*;
 use suite::*;

@@ -21,7 +21,7 @@ pub(crate) fn suite(o: &Opts) -> Result<(), String> {
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let mut floor_lines = String::new();
-    for subscribers in [1_000, 10_000] {
+    for subscribers in [10, 1_000, 10_000] {
         let mut results: Vec<(Vec<FanOut>, Vec<FlatOut>)> =
             vec![(Vec::new(), Vec::new()); servers.len()];
         let mut failed: Vec<Option<String>> = vec![None; servers.len()];
@@ -80,7 +80,8 @@ pub(crate) fn suite(o: &Opts) -> Result<(), String> {
             );
         }
     }
-    let report = format!("{table}\n{floor_lines}");
+    let page_table = page_rounds(o)?;
+    let report = format!("{table}\n{floor_lines}\n{page_table}");
     print!("{report}");
     if let Some(path) = &o.out {
         std::fs::write(path, &report).map_err(|e| format!("cannot write {path}: {e}"))?;
@@ -136,7 +137,7 @@ impl Row {
     fn markdown(&self, subscribers: usize, name: &str) -> String {
         let r = self;
         format!(
-            "| {subscribers} | {name} | {:.2} ({:.2}) | {:.0} | {:.2} ({:.2}×) | {:.1} / {:.1} ({:.2}×) | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {subscribers} | {name} | {:.2} ({:.2}) | {:.0} | {:.2} ({:.2}×) | {:.2} / {:.2} ({:.2}×) | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
             r.rss_per_sub,
             r.rss_per_sub_after,
             r.rss_idle_kib,
@@ -153,4 +154,41 @@ impl Row {
             r.reconnects,
         )
     }
+}
+
+/// The page beside nginx: lanchat on one thread, `o.runs` alternated rounds, each
+/// with its own ratio; medians.
+fn page_rounds(o: &Opts) -> Result<String, String> {
+    let o = Opts {
+        threads: 1,
+        ..o.clone()
+    };
+    let mut pages = Vec::new();
+    for run in 0..o.runs {
+        let page = page(&o)?;
+        eprintln!("run {run}: {page}");
+        pages.push(page);
+    }
+    let mut table = String::from(
+        "| `GET /`, gzip, 100 keep-alive connections | requests/s | × nginx in its round |\n| --- | --- | --- |\n",
+    );
+    let ours = median(pages.iter().map(|p| p.requests_per_s).collect());
+    let ratios: Vec<f64> = pages
+        .iter()
+        .filter_map(|p| Some(p.requests_per_s / p.nginx_per_s?))
+        .collect();
+    let ratio = match ratios.is_empty() {
+        true => "(no nginx)".to_string(),
+        false => format!("{:.2}", median(ratios)),
+    };
+    let _ = writeln!(table, "| lanchat, 1 thread | {ours:.0} | {ratio} |");
+    let theirs: Vec<f64> = pages.iter().filter_map(|p| p.nginx_per_s).collect();
+    if !theirs.is_empty() {
+        let _ = writeln!(
+            table,
+            "| nginx, 1 worker, `gzip_static` | {:.0} | 1 |",
+            median(theirs)
+        );
+    }
+    Ok(table)
 }
