@@ -119,6 +119,8 @@ struct Wire {
     /// How much of the pending head has been searched for its end already, so a
     /// head that trickles in is searched once, not once per byte.
     scanned: usize,
+    /// The last read took less than it asked for: the socket was empty after it.
+    drained: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +155,7 @@ impl Inbound {
                 pos: 0,
                 body: Framing::Done,
                 scanned: 0,
+                drained: false,
             })),
         }
     }
@@ -172,6 +175,16 @@ impl Inbound {
     /// [`Inbound::head`]: the same read a head would start with, where a `peek` would
     /// cost one more. `false`: the client closed, or the socket failed.
     pub async fn arrival(&self) -> bool {
+        // A client that waits for each answer has sent nothing more when the last
+        // read emptied its socket: try no read that would only say so, wait first.
+        // (Should bytes be waiting after all, the wait ends at once.)
+        let drained = std::mem::take(&mut self.wire().drained);
+        if drained {
+            let stream = self.wire().stream.clone();
+            if stream.readable().await.is_err() {
+                return false;
+            }
+        }
         poll_fn(|cx| {
             let mut wire = self.wire();
             let read = std::task::ready!(wire.poll_fill(cx, MAX_HEAD));
@@ -267,6 +280,7 @@ impl Wire {
             false => 0,
         };
         let room = waiting.min(limit - n);
+        self.drained = n < want;
         self.grow(n + room);
         self.buf.extend_from_slice(&stack[..n]);
         if room == 0 {
