@@ -176,17 +176,16 @@ impl Inbound {
     /// cost one more. `false`: the client closed, or the socket failed.
     pub async fn arrival(&self) -> bool {
         // A client that waits for each answer has sent nothing more when the last
-        // read emptied its socket: try no read that would only say so, wait first.
-        // (Should bytes be waiting after all, the wait ends at once.)
-        let drained = std::mem::take(&mut self.wire().drained);
-        if drained {
-            let stream = self.wire().stream.clone();
-            if stream.readable().await.is_err() {
-                return false;
-            }
-        }
+        // read emptied its socket: try no read that would only say so, ask to be
+        // woken first. Any wake-up then means read: async-io's own readiness check
+        // passes over an event that came in the reactor turn that was under way
+        // when the interest was registered, which would cost a second turn.
+        let mut wait = std::mem::take(&mut self.wire().drained);
         poll_fn(|cx| {
             let mut wire = self.wire();
+            if std::mem::take(&mut wait) && wire.stream.poll_readable(cx).is_pending() {
+                return Poll::Pending;
+            }
             let read = std::task::ready!(wire.poll_fill(cx, MAX_HEAD));
             if !matches!(read, Ok(n) if n > 0) {
                 wire.release();
