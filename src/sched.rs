@@ -3,11 +3,13 @@
 //! upload, do not make the next message wait behind them.
 //!
 //! smol's executors run their tasks first in, first out, with no priorities; here
-//! three of them share every thread (see [`Executors`]), and [`run`] picks from
-//! them in order. It also keeps the thread's turns short: after each round it
-//! yields, and `block_on` then asks the reactor for new events without waiting.
-//! Under load that keeps the reactor on this thread, instead of async-io's helper
-//! thread taking it and handing every event over with a wake-up.
+//! three of them share every thread (see [`Executors`]), and [`Executors::run`]
+//! picks from them in order. It also keeps the thread's turns short: after each
+//! round it yields, and `block_on` then asks the reactor for new events without
+//! waiting. Under load that keeps the reactor on this thread, instead of
+//! async-io's helper thread taking it and handing every event over with a
+//! wake-up. (After 10 ms at rest the helper thread still takes it, and the first
+//! events after the rest cross threads; async-io offers no way around that.)
 
 use std::future::Future;
 
