@@ -1068,8 +1068,6 @@ function upload(fields, files, li, signal) {
 
 {
   document.documentElement.classList.add('js');
-  // A photo needs no caption; without JavaScript the box stays required.
-  input.required = false;
   const picker = $('attach');
   const box = $('attached');
   const show = () => {

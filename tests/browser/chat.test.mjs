@@ -222,6 +222,32 @@ test('without JavaScript the form posts and the page comes back showing it', asy
   await reader.context().close();
 });
 
+test('without JavaScript a photo goes without a caption, and an empty form gets a reason', async () => {
+  const context = await browser.newContext({ ...phone, javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  const reader = await openChat(desktop);
+  // A 1×1 PNG, as a phone's gallery would hand over a file.
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+    'base64');
+  await page.fill('#name', 'NoCaption');
+  await page.setInputFiles('#attach', { name: 'dot.png', mimeType: 'image/png', buffer: png });
+  await Promise.all([page.waitForURL(server.url), page.click('#composer button[type=submit]')]);
+  const bubble = reader.locator('.msg[data-id]', { has: reader.locator('.who', { hasText: 'NoCaption' }) });
+  await bubble.locator('.files img').waitFor();
+  // Nothing chosen and nothing typed: the server says why, in words.
+  await page.goto(server.url);
+  const [answer] = await Promise.all([
+    page.waitForNavigation(),
+    page.click('#composer button[type=submit]'),
+  ]);
+  assert.equal(answer.status(), 400);
+  assert.match(await page.textContent('body'), /the message is empty/);
+  await context.close();
+  await reader.context().close();
+});
+
 test('ids on the page are unique and in order', async () => {
   const page = await openChat(desktop);
   await page.locator('.msg[data-id]').first().waitFor();
