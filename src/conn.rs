@@ -230,10 +230,10 @@ async fn answer(
 /// Whether a request brings files (a `multipart/form-data` body).
 fn is_upload(head: &Head) -> bool {
     head.request.method() == Method::Post
-        && head.request.header("content-type").is_some_and(|v| {
-            let essence = v.last().as_str().split(';').next().unwrap_or("");
-            essence.trim().eq_ignore_ascii_case("multipart/form-data")
-        })
+        && head
+            .request
+            .header("content-type")
+            .is_some_and(|v| crate::multipart::is_form_data(v.last().as_str()))
 }
 
 /// The interim answer to `Expect: 100-continue`.

@@ -35,14 +35,18 @@ pub struct Part {
     pub content_type: Option<String>,
 }
 
+/// Whether a `Content-Type` is `multipart/form-data` (a body with files).
+pub fn is_form_data(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("");
+    essence.trim().eq_ignore_ascii_case("multipart/form-data")
+}
+
 /// The boundary of a `Content-Type: multipart/form-data; boundary=...`.
 pub fn boundary(content_type: &str) -> Option<String> {
-    let mut params = content_type.split(';');
-    let essence = params.next()?.trim();
-    if !essence.eq_ignore_ascii_case("multipart/form-data") {
+    if !is_form_data(content_type) {
         return None;
     }
-    params.find_map(|p| {
+    content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case("boundary") {
             return None;
@@ -299,5 +303,26 @@ mod tests {
         );
         assert_eq!(boundary("multipart/form-data"), None);
         assert_eq!(boundary("text/plain; boundary=x"), None);
+    }
+
+    #[test]
+    fn only_form_data_is_an_upload_however_it_is_written() {
+        for yes in [
+            "multipart/form-data",
+            " MULTIPART/Form-Data ; boundary=x",
+            "multipart/form-data;",
+        ] {
+            assert!(is_form_data(yes), "{yes:?}");
+        }
+        for no in [
+            "",
+            ";multipart/form-data",
+            "multipart/mixed; boundary=x",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data2",
+            "text/plain; x=multipart/form-data",
+        ] {
+            assert!(!is_form_data(no), "{no:?}");
+        }
     }
 }
