@@ -247,3 +247,57 @@ fn the_moderator_link_is_printed_to_a_terminal_and_never_to_a_log() {
         "{text}"
     );
 }
+
+/// Context switches so far of the process's thread named `name` (`/proc`). A new
+/// thread names itself once it first runs: waits for that, at most `WAIT`.
+fn switches_of_thread(pid: u32, name: &str) -> u64 {
+    let until = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < until {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+        for task in tasks.map_while(Result::ok) {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let status = std::fs::read_to_string(task.path().join("status")).expect("its status");
+            return status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                .sum();
+        }
+        std::thread::yield_now();
+    }
+    panic!("no thread named {name} in process {pid}");
+}
+
+/// A family chat rests between messages. With one executor thread, that thread
+/// keeps async-io's reactor through the rests: async-io's own helper
+/// thread sleeps, instead of taking the reactor after 10 ms without events and
+/// handing every later event over with a wake-up of the server's thread
+/// (vendor/async-io/PATCHED.md).
+#[test]
+fn after_a_rest_a_message_reaches_the_server_without_a_second_thread() {
+    let args = "--listen 127.0.0.1:0 --quiet --post-rate off --threads 1";
+    let running = Running::start(&args.split(' ').collect::<Vec<_>>());
+    let mut stream = Stream::open(running.addr, None);
+    say(running.addr, "first");
+    assert_eq!(
+        stream.next_message().expect("the first message")["text"],
+        "first"
+    );
+    let before = switches_of_thread(running.pid(), "async-io");
+    for i in 0..5 {
+        // The rest is what is tested: longer than the 10 ms after which the
+        // helper thread would take the reactor. Nothing to wait for instead.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        let text = format!("after rest {i}");
+        say(running.addr, &text);
+        assert_eq!(stream.next_message().expect("the message")["text"], *text);
+    }
+    let woke = switches_of_thread(running.pid(), "async-io") - before;
+    assert!(
+        woke <= 1,
+        "async-io's helper thread switched {woke} times for 5 messages after rests"
+    );
+}
