@@ -183,7 +183,13 @@ impl Inbound {
         let mut wait = std::mem::take(&mut self.wire().drained);
         poll_fn(|cx| {
             let mut wire = self.wire();
-            if std::mem::take(&mut wait) && wire.stream.poll_readable(cx).is_pending() {
+            // Asked twice: async-io keeps the readiness of the wake-up that brought
+            // the last request until it is asked again, and that one is no news.
+            // The second ask registers the interest.
+            if std::mem::take(&mut wait)
+                && (wire.stream.poll_readable(cx).is_pending()
+                    || wire.stream.poll_readable(cx).is_pending())
+            {
                 return Poll::Pending;
             }
             let read = std::task::ready!(wire.poll_fill(cx, MAX_HEAD));

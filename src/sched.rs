@@ -4,12 +4,12 @@
 //!
 //! smol's executors run their tasks first in, first out, with no priorities; here
 //! three of them share every thread (see [`Executors`]), and [`Executors::run`]
-//! picks from them in order. It also keeps the thread's turns short: after each
-//! round it yields, and `block_on` then asks the reactor for new events without
-//! waiting. Under load that keeps the reactor on this thread, instead of
-//! async-io's helper thread taking it and handing every event over with a
-//! wake-up. (After 10 ms at rest the helper thread still takes it, and the first
-//! events after the rest cross threads; async-io offers no way around that.)
+//! picks from them in order. It also keeps the thread's turns short: after a
+//! round that may have left tasks it yields, and `block_on` then asks the reactor
+//! for new events without waiting. Under load that keeps the reactor on this
+//! thread, instead of async-io's helper thread taking it and handing every event
+//! over with a wake-up. At rest, the patched async-io (vendor/async-io) leaves it
+//! here too, when this is the only thread.
 
 use std::future::Future;
 
@@ -50,21 +50,24 @@ impl Executors {
 
     async fn turns<T>(&self) -> T {
         loop {
-            let mut ran = false;
+            let mut more = true;
             for _ in 0..ROUND {
                 // Both, each time: a task each, in turn.
                 let request = self.requests.try_tick();
                 let writer = self.writers.try_tick();
                 if !(request || writer) {
+                    more = false;
                     break;
                 }
-                ran = true;
             }
-            ran |= self.bulk.try_tick();
-            if ran {
+            more |= self.bulk.try_tick();
+            if more {
+                // Tasks may be left: a look at the reactor before the next round.
                 future::yield_now().await;
             } else {
-                // Nothing ready: sleep until one of them has a task, and run it.
+                // None of the chat's left: sleep until one of them has a task, and
+                // run it. `block_on` polls the reactor first, so a look at it
+                // before this would be a second one, five syscalls in async-io.
                 self.requests
                     .tick()
                     .or(self.writers.tick())
