@@ -40,7 +40,10 @@ pub struct Config {
     /// How long one write to a stream may make no progress before the client is
     /// taken for gone.
     pub write_timeout: Duration,
-    /// Executor threads; the writing of streams spreads over them.
+    /// Executor threads; the writing of streams spreads over them. One by default:
+    /// a room of tens of phones costs least on one thread, which then keeps
+    /// async-io's reactor to itself (BENCHMARKS.md, "Threads"); more only pay with
+    /// thousands of streams under a flood of posts.
     pub threads: usize,
     /// Where history is kept across restarts; none by default, so nothing is
     /// written to the Pi's SD card unless asked.
@@ -102,7 +105,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: 1,
             data_dir: None,
             key: None,
             mod_key: None,
@@ -321,7 +324,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "threads",
         value: "N",
-        help: "executor threads (default: the number of cores)",
+        help: "executor threads; more help only thousands of streams (default 1)",
         set: |c, _, v| number(v, 1, 256).map(|n| c.threads = n),
         default: |c, _| c.threads.to_string(),
     },

@@ -62,9 +62,10 @@ fn main() -> ExitCode {
         banner(local, config.key.as_deref(), config.mod_key.as_deref());
     }
     info!(
-        "lanchat {} listening on {local} ({} threads)",
+        "lanchat {} listening on {local} ({} thread{})",
         env!("CARGO_PKG_VERSION"),
-        config.threads
+        config.threads,
+        if config.threads == 1 { "" } else { "s" }
     );
     match lanchat::run(listener, config, shutdown) {
         Ok(()) => {
