@@ -223,3 +223,46 @@ fn expect_100_continue_is_answered_before_the_body_and_in_order() {
         .unwrap();
     assert_eq!(read_response(&mut reader).expect("next").status, 200);
 }
+
+#[test]
+fn a_body_no_handler_reads_is_skipped_and_the_next_request_answered() {
+    // Idle connections kept longer than a test read waits: a close below is the
+    // server's answer to the body, not its idle timeout.
+    let server = TestServer::with(|c| c.idle_timeout = std::time::Duration::from_secs(60));
+    let addr = server.addr;
+    let mut burst = Vec::new();
+    // Bodies the page's files have no use for: longer than one read of what is
+    // thrown away, by length and chunked.
+    let long = vec![b'x'; 5000];
+    burst.extend(build(addr, "GET", "/manifest.webmanifest", &[], &long));
+    burst.extend_from_slice(
+        format!(
+            "GET /manifest.webmanifest HTTP/1.1\r\nHost: {addr}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1000\r\n{}\r\n0\r\n\r\n",
+            "y".repeat(0x1000)
+        )
+        .as_bytes(),
+    );
+    burst.extend(build(addr, "GET", "/recent", &[], b""));
+    let mut stream = connect(addr);
+    stream.write_all(&burst).unwrap();
+    let mut reader = BufReader::new(stream);
+    for what in ["the first", "the chunked", "the last"] {
+        let res = read_response(&mut reader).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(res.status, 200, "{what}");
+    }
+
+    // More left over than is worth reading: answered, then the connection ends
+    // (with a reset, as the kernel does for a socket closed with bytes unread).
+    let too_much = vec![b'z'; 70 * 1024];
+    let mut stream = connect(addr);
+    let _ = stream.write_all(&build(addr, "GET", "/manifest.webmanifest", &[], &too_much));
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_response(&mut reader).expect("an answer").status, 200);
+    let mut rest = Vec::new();
+    let ended = match reader.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(ended, "nothing follows the answer: {} bytes", rest.len());
+}
