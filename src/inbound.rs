@@ -177,15 +177,15 @@ impl Inbound {
     pub async fn arrival(&self) -> bool {
         // A client that waits for each answer has sent nothing more when the last
         // read emptied its socket: try no read that would only say so, ask to be
-        // woken first. Any wake-up then means read: async-io's own readiness check
-        // passes over an event that came in the reactor turn that was under way
-        // when the interest was registered, which would cost a second turn.
+        // woken first. async-io is asked twice: it keeps the readiness of the
+        // wake-up that brought the last request until asked again, and that one
+        // is no news; the second ask registers the interest. Any wake-up then
+        // means read, not a third ask: async-io's own check passes over an event
+        // that came in a reactor turn under way on another thread when the
+        // interest was registered, which would cost a second turn.
         let mut wait = std::mem::take(&mut self.wire().drained);
         poll_fn(|cx| {
             let mut wire = self.wire();
-            // Asked twice: async-io keeps the readiness of the wake-up that brought
-            // the last request until it is asked again, and that one is no news.
-            // The second ask registers the interest.
             if std::mem::take(&mut wait)
                 && (wire.stream.poll_readable(cx).is_pending()
                     || wire.stream.poll_readable(cx).is_pending())
