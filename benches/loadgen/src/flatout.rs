@@ -7,6 +7,9 @@ pub(crate) struct FlatOut {
     pub(crate) subscribers: usize,
     pub(crate) publishers: usize,
     pub(crate) posts_per_s: f64,
+    /// The server's CPU time (every thread, user and kernel) over the posting, per
+    /// post: with the server on one core, flat out, about the inverse of posts/s.
+    pub(crate) cpu_per_post: Duration,
     pub(crate) deliveries_per_s: f64,
     pub(crate) last_p50: Duration,
     pub(crate) last_p99: Duration,
@@ -20,12 +23,14 @@ impl std::fmt::Display for FlatOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "flatout: {} subscribers, {} publishers: {:.0} posts/s, {:.0} deliveries/s, \
+            "flatout: {} subscribers, {} publishers: {:.0} posts/s, {:.1} µs CPU/post, \
+             {:.0} deliveries/s, \
              publish→last p50 {:.0} / p99 {:.0} ms, lost {}, duplicated {}, reconnects {}, \
              RSS {:.2} KiB/subscriber at the end",
             self.subscribers,
             self.publishers,
             self.posts_per_s,
+            self.cpu_per_post.as_secs_f64() * 1e6,
             self.deliveries_per_s,
             self.last_p50.as_secs_f64() * 1e3,
             self.last_p99.as_secs_f64() * 1e3,
@@ -45,6 +50,7 @@ pub(crate) fn flatout(o: &Opts) -> Result<FlatOut, String> {
         let d0 = board.borrow().deliveries;
         let until = Instant::now() + Duration::from_secs(o.seconds);
         let started = Instant::now();
+        let cpu0 = process_cpu(pid);
         let mut tasks = Vec::new();
         for p in 0..o.publishers {
             let board = board.clone();
@@ -69,6 +75,7 @@ pub(crate) fn flatout(o: &Opts) -> Result<FlatOut, String> {
             posts += t.await?;
         }
         let elapsed = started.elapsed();
+        let cpu = process_cpu(pid) - cpu0;
         let delivered = board.borrow().deliveries - d0;
         let rss_end = rss_kib(pid);
         // Then every subscriber must catch up, reconnecting if it was dropped.
@@ -98,6 +105,7 @@ pub(crate) fn flatout(o: &Opts) -> Result<FlatOut, String> {
             subscribers: n,
             publishers: o.publishers,
             posts_per_s: posts as f64 / elapsed.as_secs_f64(),
+            cpu_per_post: cpu / posts.max(1) as u32,
             deliveries_per_s: delivered as f64 / elapsed.as_secs_f64(),
             last_p50: median(lasts.clone()),
             last_p99: percentile(lasts, 0.99),

@@ -13,6 +13,8 @@
 //!   `Last-Event-ID`, as a browser does, and every gap and duplicate is counted.
 //! - `page`: `GET /` with gzip on 100 keep-alive connections (`wrk`), beside nginx
 //!   serving the same bytes precompressed, when nginx is installed.
+//! - `pairs`: `flatout` for lanchat and each `--peer`, by turns, `--runs` times;
+//!   the medians of each run's ratio to lanchat's run beside it.
 //! - `suite`: floor, fanout and flatout for a small room (10 subscribers) and at
 //!   1,000 and 10,000, and the page, 3 runs each, medians, as a Markdown table.
 //!
@@ -36,7 +38,7 @@ use smol::{Async, LocalExecutor, Timer};
 const ROUND_GAP: Duration = Duration::from_millis(100);
 
 const USAGE: &str = "usage: loadgen MODE [options]
-modes:  floor | fanout | flatout | page | suite
+modes:  floor | fanout | flatout | pairs | page | suite
   --server CMD         the server to measure (default target/release/lanchat);
                        peers: benches/peers/ (see BENCHMARKS.md)
   --subscribers N      /events clients (default 1000)
@@ -44,9 +46,10 @@ modes:  floor | fanout | flatout | page | suite
   --publishers P       flatout: concurrent publishers (default 4)
   --seconds T          flatout, page: how long the load lasts (default 5)
   --threads K          server --threads (default 1)
-  --runs R             suite: runs per figure (default 3)
-  --out FILE           suite: also write the Markdown table here
-  --peer NAME=CMD      suite: another server to measure beside lanchat (repeatable)
+  --runs R             suite, pairs: runs per figure (default 3)
+  --out FILE           suite, pairs: also write the Markdown table here
+  --peer NAME=CMD      suite, pairs: another server to measure beside lanchat
+                       (repeatable)
 ";
 
 #[derive(Clone, Debug)]
@@ -91,7 +94,7 @@ fn parse_args() -> Result<(String, Opts), String> {
             "--publishers" => o.publishers = num()?.clamp(1, 256),
             "--seconds" => o.seconds = num()?.clamp(1, 120) as u64,
             "--threads" => o.threads = num()?.clamp(1, 64),
-            "--runs" => o.runs = num()?.clamp(1, 20),
+            "--runs" => o.runs = num()?.clamp(1, 50),
             "--out" => o.out = Some(value.clone()),
             "--peer" => o.peers.push(value.clone()),
             _ => return Err(format!("unknown flag {flag}")),
@@ -115,6 +118,7 @@ fn main() {
         "floor-serve" => floor_serve(opts.subscribers),
         "fanout" => fanout(&opts).map(|r| println!("{r}")),
         "flatout" => flatout(&opts).map(|r| println!("{r}")),
+        "pairs" => pairs(&opts),
         "page" => page(&opts).map(|r| println!("{r}")),
         "suite" => suite(&opts),
         _ => Err(format!("unknown mode {mode}\n{USAGE}")),
@@ -131,6 +135,7 @@ mod flatout;
 mod floor;
 mod machine;
 mod page;
+mod pairs;
 mod server;
 mod stats;
 mod suite;
@@ -141,6 +146,7 @@ use flatout::*;
 use floor::*;
 use machine::*;
 use page::*;
+use pairs::*;
 use server::*;
 use stats::*;
 use suite::*;
