@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use async_channel::Receiver;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
-use http_types::headers::Headers;
+use http_types::headers::{HeaderName, Headers, CONNECTION, CONTENT_TYPE};
 use http_types::{Method, Response};
 
 use crate::deadline::Deadline;
@@ -186,7 +186,7 @@ async fn answer(
 ) -> After {
     let req = head.request;
     let method = req.method();
-    let client_closes = header_is(&req, "connection", "close");
+    let client_closes = header_is(&req, CONNECTION, "close");
     if head.expects_continue {
         // In order: the previous answer is out, this one has not started.
         let mut writer = &**stream;
@@ -199,7 +199,7 @@ async fn answer(
     let (written, closes) = match routed.await {
         Reply::Response(res) => {
             let res = *res;
-            let closes = client_closes || header_is(&res, "connection", "close");
+            let closes = client_closes || header_is(&res, CONNECTION, "close");
             let written = write_response(stream, res, method, closes, shared).await;
             (written, closes)
         }
@@ -232,7 +232,7 @@ fn is_upload(head: &Head) -> bool {
     head.request.method() == Method::Post
         && head
             .request
-            .header("content-type")
+            .header(CONTENT_TYPE)
             .is_some_and(|v| crate::multipart::is_form_data(v.last().as_str()))
 }
 
@@ -323,7 +323,7 @@ async fn write_response(
     shared: &Shared,
 ) -> io::Result<()> {
     if closes {
-        res.insert_header("connection", "close");
+        res.insert_header(CONNECTION, "close");
     }
     let mut writer = &**stream;
     let len = res.len().unwrap_or(0);
@@ -362,7 +362,7 @@ async fn discard_body(inbound: &Inbound, shared: &Shared) -> bool {
 }
 
 /// Whether a header of a request or a response has `value` (ASCII case ignored).
-fn header_is(headers: impl AsRef<Headers>, name: &str, value: &str) -> bool {
+fn header_is(headers: impl AsRef<Headers>, name: HeaderName, value: &str) -> bool {
     headers
         .as_ref()
         .get(name)

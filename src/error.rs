@@ -5,6 +5,9 @@
 //! the connection without a word): whatever goes wrong is an [`Error`], and
 //! [`Error::into_response`] answers it.
 
+use http_types::headers::{
+    ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_RANGE, CONTENT_TYPE, RETRY_AFTER,
+};
 use http_types::{Response, StatusCode};
 
 /// Every way a request can fail, each with its status.
@@ -140,19 +143,19 @@ impl Error {
     pub fn into_response(self) -> Response {
         let (status, reason) = self.status_and_reason();
         let mut res = Response::new(status);
-        res.insert_header("cache-control", "no-store");
+        res.insert_header(CACHE_CONTROL, "no-store");
         if self == Error::Locked {
-            res.insert_header("content-type", "text/html; charset=utf-8");
+            res.insert_header(CONTENT_TYPE, "text/html; charset=utf-8");
             res.set_body(LOCKED_PAGE);
             return res;
         }
-        res.insert_header("content-type", "text/plain; charset=utf-8");
+        res.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8");
         if let Error::MethodNotAllowed(allow) = self {
-            res.insert_header("allow", allow);
+            res.insert_header(ALLOW, allow);
         }
         let mut reason = reason.to_string();
         if let Error::TooManyRequests(seconds) = self {
-            res.insert_header("retry-after", seconds.to_string());
+            res.insert_header(RETRY_AFTER, seconds.to_string());
             reason = format!("{reason}: wait {seconds} s");
         }
         if let Error::FileTooLarge(max) = self {
@@ -162,14 +165,14 @@ impl Error {
             };
         }
         if let Error::RangeNotSatisfiable(size) = self {
-            res.insert_header("content-range", format!("bytes */{size}"));
+            res.insert_header(CONTENT_RANGE, format!("bytes */{size}"));
         }
         if let Error::Muted(minutes) = self {
             let unit = if minutes == 1 { "minute" } else { "minutes" };
             reason = format!("muted for {minutes} {unit} by the host");
         }
         if self.closes() {
-            res.insert_header("connection", "close");
+            res.insert_header(CONNECTION, "close");
         }
         res.set_body(format!(
             "{} {}: {reason}\n",

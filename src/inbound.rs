@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use futures_lite::future::poll_fn;
 use futures_lite::io::BufReader;
 use futures_lite::AsyncRead;
-use http_types::headers::{HeaderName, HeaderValue};
+use http_types::headers::{self, HeaderName};
 use http_types::{Method, Request, Url};
 
 use crate::error::Error;
@@ -60,19 +60,22 @@ pub const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line of a chunked body (with extensions, which are ignored).
 const MAX_CHUNK_LINE: usize = 1024;
 
-/// The request headers a handler reads; no other is handed to http-types.
-const USED: &[&str] = &[
-    "host",
-    "accept",
-    "accept-encoding",
-    "connection",
-    "content-type",
-    "cookie",
-    "if-none-match",
-    "last-event-id",
-    "origin",
-    "range",
-    "referer",
+/// The request headers a handler reads; no other is handed to http-types (the
+/// body's length is the body's, `Request::len`, not a header). With
+/// http-types' own names where it has them: those are static, while a name parsed
+/// from text is a lowercased copy, an allocation per header per request.
+const USED: &[(&str, Option<HeaderName>)] = &[
+    ("host", Some(headers::HOST)),
+    ("accept", Some(headers::ACCEPT)),
+    ("accept-encoding", Some(headers::ACCEPT_ENCODING)),
+    ("connection", Some(headers::CONNECTION)),
+    ("content-type", Some(headers::CONTENT_TYPE)),
+    ("cookie", Some(headers::COOKIE)),
+    ("if-none-match", Some(headers::IF_NONE_MATCH)),
+    ("last-event-id", None),
+    ("origin", Some(headers::ORIGIN)),
+    ("range", None),
+    ("referer", Some(headers::REFERER)),
 ];
 
 /// The first read of a head goes to the stack, this much: more than a browser's
@@ -543,24 +546,29 @@ fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
         // Only what some handler reads is handed on: a browser sends a dozen more
         // (User-Agent, Accept-Language, Sec-Fetch-*), each an allocation and a
         // hash in http-types for nothing.
-        if !USED.iter().any(|used| name.eq_ignore_ascii_case(used)) {
-            continue;
-        }
-        let value = if name.eq_ignore_ascii_case("cookie") {
-            match printable_cookies(value) {
-                Some(kept) => kept,
-                None => continue,
-            }
-        } else if printable(value) {
-            String::from_utf8_lossy(value).into_owned()
-        } else {
-            continue;
-        };
-        let (Ok(name), Ok(value)) = (HeaderName::from_str(name), HeaderValue::from_str(&value))
+        let Some((_, known)) = USED
+            .iter()
+            .find(|(used, _)| name.eq_ignore_ascii_case(used))
         else {
             continue;
         };
-        request.append_header(name, value);
+        let name = match known {
+            Some(known) => known.clone(),
+            None => match HeaderName::from_str(name) {
+                Ok(name) => name,
+                Err(_) => continue,
+            },
+        };
+        // Handed over as text: http-types copies a value in whatever form it gets
+        // it, and a `HeaderValue` it would copy again. Printable ASCII only, which
+        // is also all that http-types takes without a panic.
+        if name == headers::COOKIE {
+            if let Some(kept) = printable_cookies(value) {
+                request.append_header(name, kept.as_str());
+            }
+        } else if let (true, Ok(text)) = (printable(value), std::str::from_utf8(value)) {
+            request.append_header(name, text);
+        }
     }
     if hosts == 0 {
         return Err(Error::BadRequest("the Host header is missing or not valid"));
@@ -595,9 +603,6 @@ fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
             ))
         }
     };
-    if let Framing::Length(len) = framing {
-        request.insert_header("content-length", len.to_string());
-    }
     let head = Head {
         request,
         expects_continue: expects_continue && framing != Framing::Done,

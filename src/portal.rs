@@ -16,6 +16,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use http_types::headers::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
 use http_types::{Request, Response, StatusCode};
 
 /// A connectivity probe and what its vendor takes for "online".
@@ -169,7 +170,7 @@ pub fn is_own(host: &str, hostname: Option<&str>) -> bool {
 /// address that was let in, a redirect to the chat otherwise.
 pub fn answer(req: &Request, local: SocketAddr, let_in: bool) -> Response {
     let host = req
-        .header("host")
+        .header(HOST)
         .map_or(String::new(), |h| host_name(h.as_str()));
     let path = req.url().path();
     let probe = PROBES
@@ -178,9 +179,9 @@ pub fn answer(req: &Request, local: SocketAddr, let_in: bool) -> Response {
     match probe {
         Some(probe) if let_in => {
             let mut res = Response::new(probe.status);
-            res.insert_header("cache-control", "no-store");
+            res.insert_header(CACHE_CONTROL, "no-store");
             if !probe.body.is_empty() {
-                res.insert_header("content-type", probe.content_type);
+                res.insert_header(CONTENT_TYPE, probe.content_type);
                 res.set_body(probe.body);
             }
             res
@@ -205,9 +206,9 @@ fn redirect(local: SocketAddr, from_portal: bool) -> Response {
         String::new()
     };
     let mut res = Response::new(StatusCode::Found);
-    res.insert_header("location", format!("http://{host}{port}/{query}"));
+    res.insert_header(LOCATION, format!("http://{host}{port}/{query}"));
     // A probe's answer must never be cached: the next one must reach the server.
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(CACHE_CONTROL, "no-store");
     res
 }
 

@@ -4,6 +4,10 @@
 //! [`Error::into_response`] turns into a status with a short reason.
 
 use futures_lite::{AsyncReadExt as _, FutureExt as _};
+use http_types::headers::{
+    ACCEPT, ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_TYPE, COOKIE, ETAG, HOST,
+    IF_NONE_MATCH, LOCATION, ORIGIN, REFERER, SET_COOKIE,
+};
 use http_types::{Method, Request, Response, StatusCode};
 use smol::Timer;
 
@@ -76,7 +80,8 @@ pub async fn handle(
         };
     }
     if let Some(rest) = path.strip_prefix("/message/") {
-        let result = moderate(req, rest, config, registry, media).await;
+        // Boxed, as rare and larger than a post (see `post_message`).
+        let result = Box::pin(moderate(req, rest, config, registry, media)).await;
         return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
     }
     let result = match (path.as_str(), method) {
@@ -129,7 +134,7 @@ async fn post_message(
 ) -> Result<Response, Error> {
     same_origin(&req)?;
     let content_type = req
-        .header("content-type")
+        .header(CONTENT_TYPE)
         .map_or(String::new(), |v| v.as_str().to_string());
     let essence = content_type.split(';').next().unwrap_or("").trim();
     let mut draft = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
@@ -140,7 +145,9 @@ async fn post_message(
         let body = read_body(&mut req, limit, config).await?;
         Draft::from_form(&body).map_err(|e| Error::BadRequest(e.reason()))?
     } else if let Some(boundary) = crate::multipart::boundary(&content_type) {
-        crate::upload::read(&mut req, &boundary, config, media).await?
+        // Boxed: a multipart read holds buffers for files, and unboxed they would
+        // make every request's future (a plain post's too) as large as theirs.
+        Box::pin(crate::upload::read(&mut req, &boundary, config, media)).await?
     } else {
         return Err(Error::UnsupportedType);
     };
@@ -160,19 +167,19 @@ async fn post_message(
     })?;
 
     let wants_json = req
-        .header("accept")
+        .header(ACCEPT)
         .is_some_and(|v| v.as_str().contains("application/json"));
     if wants_json {
         let mut res = Response::new(StatusCode::Created);
-        res.insert_header("content-type", "application/json");
-        res.insert_header("cache-control", "no-store");
+        res.insert_header(CONTENT_TYPE, "application/json");
+        res.insert_header(CACHE_CONTROL, "no-store");
         res.set_body(message.to_json());
         Ok(res)
     } else {
         // A plain form post: back to the page, which shows the message (no JavaScript
         // needed), and a reload does not post it again.
         let mut res = Response::new(StatusCode::SeeOther);
-        res.insert_header("location", "/");
+        res.insert_header(LOCATION, "/");
         Ok(res)
     }
 }
@@ -189,7 +196,7 @@ async fn portal(
 ) -> Option<Response> {
     static HOSTNAME: OnceLock<Option<String>> = OnceLock::new();
     let hostname = HOSTNAME.get_or_init(crate::net::hostname);
-    let host = req.header("host").map_or("", |h| h.as_str());
+    let host = req.header(HOST).map_or("", |h| h.as_str());
     if !crate::portal::is_own(host, hostname.as_deref()) {
         let let_in = registry.portal(client, false).await;
         return Some(crate::portal::answer(req, local, let_in));
@@ -201,7 +208,7 @@ async fn portal(
         (Method::Post, Ok(())) => {
             registry.portal(client, true).await;
             let from_script = req
-                .header("accept")
+                .header(ACCEPT)
                 .is_some_and(|v| v.as_str().contains("application/json"));
             // The page's own request gets a bare 204; the form without JavaScript
             // goes back to the chat.
@@ -209,11 +216,11 @@ async fn portal(
                 true => Response::new(StatusCode::NoContent),
                 false => {
                     let mut res = Response::new(StatusCode::SeeOther);
-                    res.insert_header("location", "/");
+                    res.insert_header(LOCATION, "/");
                     res
                 }
             };
-            res.insert_header("cache-control", "no-store");
+            res.insert_header(CACHE_CONTROL, "no-store");
             res
         }
         (Method::Post, Err(e)) => e.into_response(),
@@ -232,7 +239,7 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
     }
     let (info, bytes) = media.get(id).ok_or(Error::Gone)?;
     let etag = format!("\"{id}\"");
-    let fresh = req.header("if-none-match").is_some_and(|v| {
+    let fresh = req.header(IF_NONE_MATCH).is_some_and(|v| {
         v.as_str()
             .split(',')
             .any(|t| t.trim() == etag || t.trim() == "*")
@@ -247,10 +254,10 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
         (false, None) => StatusCode::Ok,
     };
     let mut res = Response::new(status);
-    res.insert_header("etag", etag.as_str());
-    res.insert_header("cache-control", "private, max-age=31536000, immutable");
+    res.insert_header(ETAG, etag.as_str());
+    res.insert_header(CACHE_CONTROL, "private, max-age=31536000, immutable");
     res.insert_header("x-content-type-options", "nosniff");
-    res.insert_header("accept-ranges", "bytes");
+    res.insert_header(ACCEPT_RANGES, "bytes");
     if fresh {
         return Ok(Download {
             head: Head::Response(Box::new(res)),
@@ -261,13 +268,13 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
     }
     let inline = crate::media::INLINE.contains(&info.kind.as_str());
     if inline {
-        res.insert_header("content-type", info.kind.as_str());
+        res.insert_header(CONTENT_TYPE, info.kind.as_str());
         res.insert_header(
             "content-security-policy",
             "sandbox; default-src 'none'; img-src 'self'",
         );
     } else {
-        res.insert_header("content-type", "application/octet-stream");
+        res.insert_header(CONTENT_TYPE, "application/octet-stream");
         res.insert_header("content-security-policy", "sandbox");
         res.insert_header("content-disposition", attachment(&info.name));
     }
@@ -428,7 +435,7 @@ async fn moderate(
     // A deleted message's photos go with it.
     media.remove(&files);
     let mut res = Response::new(StatusCode::NoContent);
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(CACHE_CONTROL, "no-store");
     Ok(res)
 }
 
@@ -501,8 +508,8 @@ async fn older(req: &Request, registry: &Handle) -> Result<Response, Error> {
     }
     let body = serde_json::json!({ "messages": messages, "more": more });
     let mut res = Response::new(StatusCode::Ok);
-    res.insert_header("content-type", "application/json");
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(CONTENT_TYPE, "application/json");
+    res.insert_header(CACHE_CONTROL, "no-store");
     res.set_body(body.to_string());
     Ok(res)
 }
@@ -511,7 +518,7 @@ async fn older(req: &Request, registry: &Handle) -> Result<Response, Error> {
 /// server is there (its stream may be quiet, or stalled).
 fn no_content() -> Response {
     let mut res = Response::new(StatusCode::NoContent);
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(CACHE_CONTROL, "no-store");
     res
 }
 
@@ -541,8 +548,8 @@ async fn recent(registry: &Handle) -> Response {
     }
     html.push_str("</ol><p id=\"end\" class=\"note\">Newest last; this page reloads every 10 seconds.</p></body></html>\n");
     let mut res = Response::new(StatusCode::Ok);
-    res.insert_header("content-type", "text/html; charset=utf-8");
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(CONTENT_TYPE, "text/html; charset=utf-8");
+    res.insert_header(CACHE_CONTROL, "no-store");
     res.set_body(html);
     res
 }
@@ -565,10 +572,10 @@ fn escape_into(out: &mut String, text: &str) {
 /// with neither `Origin` nor `Referer` (curl, scripts) is let through: a browser
 /// always sends one of them on a cross-site form post.
 fn same_origin(req: &Request) -> Result<(), Error> {
-    let host = req.header("host").map(|h| h.as_str()).unwrap_or("");
+    let host = req.header(HOST).map(|h| h.as_str()).unwrap_or("");
     let source = req
-        .header("origin")
-        .or_else(|| req.header("referer"))
+        .header(ORIGIN)
+        .or_else(|| req.header(REFERER))
         .map(|v| v.as_str());
     let Some(source) = source else {
         return Ok(());
@@ -587,14 +594,14 @@ fn same_origin(req: &Request) -> Result<(), Error> {
 fn asset(req: &Request, path: &str) -> Result<Download, Error> {
     let asset = assets::lookup(path).ok_or(Error::NotFound)?;
     let accepts_gzip = req
-        .header("accept-encoding")
+        .header(ACCEPT_ENCODING)
         .is_some_and(|v| v.as_str().split(',').any(|e| e.trim().starts_with("gzip")));
     let gzip = asset.gzip.filter(|_| accepts_gzip);
     let etag = match gzip {
         Some(_) => &asset.gzip_etag,
         None => &asset.etag,
     };
-    let fresh = req.header("if-none-match").is_some_and(|v| {
+    let fresh = req.header(IF_NONE_MATCH).is_some_and(|v| {
         v.as_str()
             .split(',')
             .any(|t| t.trim() == etag || t.trim() == "*")
@@ -656,10 +663,10 @@ fn access(req: &Request, path: &str, config: &Config) -> Result<Option<Response>
     // Keys go into cookies scripts cannot read and other sites cannot send, and
     // out of the address bar (and so out of shared screenshots).
     let mut res = Response::new(StatusCode::SeeOther);
-    res.insert_header("location", "/");
-    res.insert_header("cache-control", "no-store");
+    res.insert_header(LOCATION, "/");
+    res.insert_header(CACHE_CONTROL, "no-store");
     for cookie in cookies {
-        res.append_header("set-cookie", cookie);
+        res.append_header(SET_COOKIE, cookie);
     }
     Ok(Some(res))
 }
@@ -684,7 +691,7 @@ fn query(req: &Request, name: &str) -> Option<String> {
 
 /// The value of a cookie.
 fn cookie(req: &Request, name: &str) -> Option<String> {
-    req.header("cookie").and_then(|values| {
+    req.header(COOKIE).and_then(|values| {
         values.iter().find_map(|v| {
             v.as_str().split(';').find_map(|pair| {
                 let (n, value) = pair.trim().split_once('=')?;
