@@ -223,7 +223,8 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
 
         let cx = &mut Context::from_waker(waker);
 
-        loop {
+        // PATCHED (lanchat): labelled, see below.
+        'poll: loop {
             // Poll the future.
             if let Poll::Ready(t) = future.as_mut().poll(cx) {
                 // Ensure the cached parker is reset to the unnotified state for future block_on calls,
@@ -271,9 +272,25 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
                     // Ends the "async-io" thread's wait, which then sleeps.
                     REACTOR_WANTED.store(true, Ordering::SeqCst);
                     Reactor::get().notify();
-                    let lock = Reactor::get().lock();
+                    // Not `lock()`: a second `block_on` may start meanwhile and take
+                    // the lock; it does not look at REACTOR_WANTED and may wait in
+                    // epoll for long, while this thread's own tasks wait for this
+                    // thread. So: the lock once it is free, this thread's own wake-up,
+                    // or, with a second `block_on`, the published way (no lock).
+                    let got = loop {
+                        if let Some(lock) = Reactor::get().try_lock() {
+                            break Some(lock);
+                        }
+                        if BLOCK_ON_COUNT.load(Ordering::SeqCst) != 1 {
+                            break None;
+                        }
+                        if p.park_timeout(Duration::from_micros(50)) {
+                            REACTOR_WANTED.store(false, Ordering::SeqCst);
+                            continue 'poll;
+                        }
+                    };
                     REACTOR_WANTED.store(false, Ordering::SeqCst);
-                    Some(lock)
+                    got
                 }
                 None => None,
             };
