@@ -457,7 +457,10 @@ struct Registry {
     store_failing: bool,
     /// When the pending presence event is due, if a change is waiting.
     presence_due: Option<Instant>,
-    presence_sent: usize,
+    /// The count every stream was last told, or `None` while they were told
+    /// different ones: a stream that joins is told the count at its join, which the
+    /// others may never hear (two tabs trading the stream count two for a moment).
+    presence_told: Option<usize>,
     /// Posts held back while the streams are congested or the disk is busy, oldest
     /// first.
     waiting: VecDeque<Waiting>,
@@ -513,7 +516,7 @@ impl Registry {
             next_key: 0,
             next_n,
             presence_due: None,
-            presence_sent: 0,
+            presence_told: Some(0),
             store_failing: false,
             waiting: VecDeque::new(),
             congested: false,
@@ -576,10 +579,7 @@ impl Registry {
                     // The client may have gone while it waited; its Drop says Leave.
                     let _ = reply.try_send(sub);
                 }
-                Some(Command::Leave { key }) if self.subscribers.remove(&key).is_some() => {
-                    self.presence_changed();
-                }
-                Some(Command::Leave { .. }) => {}
+                Some(Command::Leave { key }) => self.leave(key),
                 Some(Command::Publish {
                     draft,
                     client,
@@ -667,8 +667,8 @@ impl Registry {
         if self.presence_due.is_some_and(|at| now >= at) {
             self.presence_due = None;
             let online = self.subscribers.len();
-            if online != self.presence_sent {
-                self.presence_sent = online;
+            if self.presence_told != Some(online) {
+                self.presence_told = Some(online);
                 let frame = presence_frame(online);
                 self.broadcast(&frame);
             }
@@ -681,6 +681,12 @@ impl Registry {
         }
     }
 
+    fn leave(&mut self, key: u64) {
+        if self.subscribers.remove(&key).is_some() {
+            self.presence_changed();
+        }
+    }
+
     fn join(&mut self, last_event_id: Option<&str>) -> Subscription {
         let mut replay = self.replay_after(last_event_id);
         let (feed, frames) = outbox::pair(&self.behind);
@@ -688,7 +694,11 @@ impl Registry {
         self.next_key += 1;
         self.subscribers.insert(key, feed);
         self.presence_changed();
-        replay.push(presence_frame(self.subscribers.len()));
+        let online = self.subscribers.len();
+        if self.presence_told != Some(online) {
+            self.presence_told = None;
+        }
+        replay.push(presence_frame(online));
         Subscription {
             key,
             replay,
@@ -1228,6 +1238,11 @@ mod tests {
     /// The ids (or event names) of what a stream was sent, as its socket would
     /// have been written.
     fn written(sub: &Subscription) -> Vec<String> {
+        ids(&queued(sub))
+    }
+
+    /// The frames queued for a stream, split as its socket would have been written.
+    fn queued(sub: &Subscription) -> Vec<Frame> {
         let mut out = Vec::new();
         sub.frames.write_to(&mut out).unwrap();
         let mut frames = Vec::new();
@@ -1238,10 +1253,10 @@ mod tests {
             frames.push(Frame::from(&rest[..end]));
             rest = &rest[end..];
         }
-        ids(&frames)
+        frames
     }
 
-    fn ids(frames: &[Frame]) -> Vec<String> {
+    fn events(frames: &[Frame]) -> Vec<sse::parse::Event> {
         let mut parser = sse::parse::Parser::default();
         frames
             .iter()
@@ -1251,7 +1266,22 @@ mod tests {
                 let body = &text[text.find("\r\n").unwrap() + 2..text.len() - 2];
                 parser.feed(body)
             })
+            .collect()
+    }
+
+    fn ids(frames: &[Frame]) -> Vec<String> {
+        events(frames)
+            .into_iter()
             .map(|e| if e.event == "message" { e.id } else { e.event })
+            .collect()
+    }
+
+    /// The presence counts in `frames`, in order.
+    fn counts(frames: &[Frame]) -> Vec<String> {
+        events(frames)
+            .into_iter()
+            .filter(|e| e.event == "presence")
+            .map(|e| e.data)
             .collect()
     }
 
@@ -1292,6 +1322,22 @@ mod tests {
         r.waiting.push_back(Waiting { since, job });
         r.release_waiting();
         answer
+    }
+
+    #[test]
+    fn a_stream_told_two_at_its_join_hears_one_when_the_other_leaves_at_once() {
+        // A tab takes the stream over from one just closed, whose end the server
+        // sees a moment after the new stream's join: the newcomer was told 2.
+        let mut r = registry(10, 10);
+        let old = r.join(None);
+        r.on_time(Instant::now() + PRESENCE_DELAY);
+        assert_eq!(counts(&old.replay), [r#"{"online":1}"#]);
+        assert_eq!(counts(&queued(&old)), [r#"{"online":1}"#]);
+        let new = r.join(None);
+        assert_eq!(counts(&new.replay), [r#"{"online":2}"#]);
+        r.leave(old.key);
+        r.on_time(Instant::now() + PRESENCE_DELAY);
+        assert_eq!(counts(&queued(&new)), [r#"{"online":1}"#]);
     }
 
     #[test]

@@ -224,6 +224,21 @@ fn presence_counts_up_and_down_including_an_aborted_client() {
     watcher.wait_online(1);
 }
 
+#[test]
+fn a_stream_opened_as_another_closes_ends_up_told_the_right_count() {
+    // A phone's tabs hand the stream over: the new one opens while the server still
+    // counts the old, so its first presence says 2; the old one's end follows.
+    let server = TestServer::start();
+    let mut old = Stream::open(server.addr, None);
+    old.wait_online(1);
+    // Told once at the join and once more after the presence delay, to everyone.
+    old.next_named("presence").expect("the broadcast count");
+    let mut new = Stream::open(server.addr, None);
+    new.wait_online(2);
+    drop(old);
+    new.wait_online(1);
+}
+
 /// Drops every packet from the server to one client port while it lives: the
 /// client is gone without a FIN or RST, as a phone that left the Wi-Fi.
 struct Blackhole(Vec<String>);
