@@ -479,6 +479,13 @@ fn printable(value: &[u8]) -> bool {
         .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
+/// `value` as text, if it is [`printable`] (and so UTF-8).
+fn printable_text(value: &[u8]) -> Option<&str> {
+    printable(value)
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
 /// Parses and vets a complete head. Works on the stack: the header slots live only
 /// for this call, never in a connection's future.
 fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
@@ -566,7 +573,7 @@ fn vet(bytes: &[u8]) -> Result<(Head, Framing), Error> {
             if let Some(kept) = printable_cookies(value) {
                 request.append_header(name, kept.as_str());
             }
-        } else if let (true, Ok(text)) = (printable(value), std::str::from_utf8(value)) {
+        } else if let Some(text) = printable_text(value) {
             request.append_header(name, text);
         }
     }
