@@ -326,26 +326,40 @@ async fn write_response(
         res.insert_header(CONNECTION, "close");
     }
     let mut writer = &**stream;
-    let len = res.len().unwrap_or(0);
-    let mut encoder = async_h1::server::Encoder::new(res, method);
-    if len > STREAMED {
+    let timeout = shared.config.write_timeout;
+    match res.len() {
+        // In memory and small (every answer but a file's): head and body in one
+        // buffer, for one write; the head as a file's is written.
+        Some(len) if len <= STREAMED => {
+            let mut bytes = crate::download::response_head(&res, len as u64, false, len);
+            if method != Method::Head {
+                let start = bytes.len();
+                bytes.resize(start + len, 0);
+                res.take_body().read_exact(&mut bytes[start..]).await?;
+            }
+            with_deadline(writer.write_all(&bytes), timeout).await
+        }
         // A file: sent as it is read, each piece within the write deadline, so a
         // large photo on a slow phone takes as long as it needs while it moves.
-        let mut piece = vec![0; STREAMED];
-        loop {
-            let n = encoder.read(&mut piece).await?;
-            if n == 0 {
-                return Ok(());
+        Some(_) => {
+            let mut encoder = async_h1::server::Encoder::new(res, method);
+            let mut piece = vec![0; STREAMED];
+            loop {
+                let n = encoder.read(&mut piece).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                with_deadline(writer.write_all(&piece[..n]), timeout).await?;
             }
-            with_deadline(writer.write_all(&piece[..n]), shared.config.write_timeout).await?;
+        }
+        // Length unknown: chunked, by async-h1's encoder.
+        None => {
+            let mut bytes = Vec::with_capacity(RESPONSE_HEAD_ROOM);
+            let mut encoder = async_h1::server::Encoder::new(res, method);
+            encoder.read_to_end(&mut bytes).await?;
+            with_deadline(writer.write_all(&bytes), timeout).await
         }
     }
-    // Bodies here are small and in memory: encode all of it, then one write. Sized
-    // for the head and the body at once: grown from nothing, the buffer would be
-    // reallocated and zeroed several times per answer.
-    let mut bytes = Vec::with_capacity(len + RESPONSE_HEAD_ROOM);
-    encoder.read_to_end(&mut bytes).await?;
-    with_deadline(writer.write_all(&bytes), shared.config.write_timeout).await
 }
 
 /// Answers with bodies larger than this are written as they are read.

@@ -8,7 +8,7 @@
 //! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
 //! | [`server`] | the accept loop, the connection cap, shutdown |
 //! | [`sched`] | which task a thread runs next: the chat's before files moving |
-//! | [`conn`] | one connection's keep-alive loop: heads in, answers out through async-h1's `Encoder` |
+//! | [`conn`] | one connection's keep-alive loop: heads in, answers out (a streamed or chunked one through async-h1's `Encoder`) |
 //! | [`deadline`] | a deadline waited for again and again, on one reactor timer |
 //! | [`stream`] | the writer of an `/events` stream, from its head until it ends |
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
@@ -18,7 +18,7 @@
 //! | [`portal`] | hotspot mode: other sites' requests, captive-portal probes |
 //! | [`multipart`], [`upload`] | a post with files: parts read one by one, files streamed to the store |
 //! | [`media`] | the files kept, the quota, what an image's bytes say |
-//! | [`download`] | a file (or one of the page's) written to a connection: head, then the bytes by `sendfile` |
+//! | [`download`] | a file (or one of the page's) written to a connection: head, then the bytes by `sendfile`; the head of every answer from memory |
 //! | [`clock`] | message times when this machine's clock is behind the phones' |
 //! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat, per-client state |
 //! | [`outbox`] | one stream's queue of frames, from the registry to its socket |

@@ -79,6 +79,73 @@ fn keep_alive_serves_several_requests_on_one_connection() {
 }
 
 #[test]
+fn answers_from_memory_carry_their_length_and_the_date_and_head_gets_no_body() {
+    let server = TestServer::start();
+    let mut reader = BufReader::new(connect(server.addr));
+    // Pipelined: if HEAD's answer had a body, the next head would not parse.
+    let mut requests = build(server.addr, "HEAD", "/nope", &[], b"");
+    requests.extend(build(server.addr, "GET", "/nope", &[], b""));
+    let form = "name=Ann&message=hello";
+    requests.extend(build(
+        server.addr,
+        "POST",
+        "/message",
+        &[
+            "Content-Type: application/x-www-form-urlencoded",
+            "Accept: application/json",
+        ],
+        form.as_bytes(),
+    ));
+    reader.get_mut().write_all(&requests).unwrap();
+    let header = |headers: &[(String, String)], name: &str| -> String {
+        let found: Vec<&String> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(found.len(), 1, "one {name}: {headers:?}");
+        found[0].clone()
+    };
+    let (status, head_only) = read_head(&mut reader).unwrap();
+    assert_eq!(status, 404);
+    let got = read_response(&mut reader).unwrap();
+    assert_eq!(got.status, 404);
+    assert!(!got.body.is_empty());
+    let length = header(&head_only, "content-length");
+    assert_eq!(
+        length,
+        got.body.len().to_string(),
+        "HEAD tells GET's length"
+    );
+    assert_eq!(
+        header(&head_only, "content-type"),
+        header(&got.headers, "content-type")
+    );
+    let posted = read_response(&mut reader).unwrap();
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    assert_eq!(json(&posted.body)["text"], "hello");
+    assert_eq!(
+        header(&posted.headers, "content-length"),
+        posted.body.len().to_string()
+    );
+    for headers in [&head_only, &got.headers, &posted.headers] {
+        // An IMF-fixdate: "Tue, 01 Dec 2026 03:04:05 GMT".
+        let date = header(headers, "date");
+        let shape: String = date
+            .chars()
+            .map(|c| match c {
+                '0'..='9' => '9',
+                'A'..='Z' => 'A',
+                'a'..='z' => 'a',
+                other => other,
+            })
+            .collect();
+        assert_eq!(shape, "Aaa, 99 Aaa 9999 99:99:99 AAA", "{date}");
+        assert!(date.ends_with(" GMT"));
+    }
+}
+
+#[test]
 fn heads_that_cannot_be_parsed_get_a_status_not_silence() {
     let server = TestServer::start();
     assert_eq!(raw(server.addr, b"\x16\x03\x01garbage\r\n\r\n").status, 400);
