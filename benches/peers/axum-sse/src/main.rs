@@ -1,6 +1,8 @@
 //! A chat server as people write it with axum: a `tokio::sync::broadcast` channel,
 //! one `Sse` stream per subscriber, on a current-thread runtime (one thread, as
 //! lanchat is measured with `--threads 1`). A peer for the load generator only.
+//! `axum::serve` leaves Nagle's algorithm on; `--nodelay` sets `TCP_NODELAY` on each
+//! connection, as lanchat does, to tell the two apart in a measurement.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use futures_util::Stream;
 use futures_util::StreamExt as _;
@@ -32,6 +35,7 @@ fn main() {
         .position(|a| a == "--listen")
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let nodelay = args.iter().any(|a| a == "--nodelay");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,7 +57,14 @@ fn main() {
         let listener = tokio::net::TcpListener::bind(&listen).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         eprintln!("info: axum-sse listening on {addr} (1 threads)");
-        axum::serve(listener, app).await.expect("serve");
+        if nodelay {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await.expect("serve");
+        } else {
+            axum::serve(listener, app).await.expect("serve");
+        }
     });
 }
 
