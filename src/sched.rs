@@ -27,13 +27,13 @@ pub struct Executors {
     pub requests: Executor<'static>,
     /// The `/events` streams. Apart from `requests` so that one publish that wakes
     /// 10,000 writers does not put the next post behind all of them: a round runs
-    /// the ready requests first, then the ready writers, at most [`ROUND`] of each.
+    /// the ready requests first, then the ready writers, at most `ROUND` (64) of each.
     /// Requests first, so that the posts that came in together are all in the
     /// streams' queues before any stream writes: each writes them in one go, one
     /// write per stream for the round, not one per post.
     pub writers: Executor<'static>,
     /// Files moving: uploads, and answers with a large file. A task here runs when
-    /// no chat task is ready, and at least once per [`ROUND`] of them, so a busy
+    /// no chat task is ready, and at least once per `ROUND` (64) of them, so a busy
     /// chat slows files down but never stops them.
     pub bulk: Executor<'static>,
 }

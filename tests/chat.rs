@@ -225,10 +225,7 @@ fn a_subscriber_that_never_reads_does_not_delay_the_others() {
             server.addr,
             "POST",
             "/message",
-            &[
-                "Content-Type: application/x-www-form-urlencoded",
-                "Accept: application/json",
-            ],
+            FORM_FOR_JSON,
             form.as_bytes(),
         );
         poster.get_mut().write_all(&req).unwrap();

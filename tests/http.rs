@@ -90,10 +90,7 @@ fn answers_from_memory_carry_their_length_and_the_date_and_head_gets_no_body() {
         server.addr,
         "POST",
         "/message",
-        &[
-            "Content-Type: application/x-www-form-urlencoded",
-            "Accept: application/json",
-        ],
+        FORM_FOR_JSON,
         form.as_bytes(),
     ));
     reader.get_mut().write_all(&requests).unwrap();

@@ -181,17 +181,14 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 /// Posts a form as a page's `fetch` would (asking for JSON).
+/// The headers of a page's post: a form in, the stored message back as JSON.
+pub const FORM_FOR_JSON: &[&str] = &[
+    "Content-Type: application/x-www-form-urlencoded",
+    "Accept: application/json",
+];
+
 pub fn post_json(addr: SocketAddr, form: &str) -> Response {
-    request(
-        addr,
-        "POST",
-        "/message",
-        &[
-            "Content-Type: application/x-www-form-urlencoded",
-            "Accept: application/json",
-        ],
-        form.as_bytes(),
-    )
+    request(addr, "POST", "/message", FORM_FOR_JSON, form.as_bytes())
 }
 
 /// Posts a message and returns its id; panics unless it is stored.
