@@ -31,6 +31,7 @@ use http_types::headers::{HeaderName, Headers, CONNECTION, CONTENT_TYPE};
 use http_types::{Method, Response};
 
 use crate::deadline::Deadline;
+use crate::download::{HEAD_ROOM, ONE_WRITE};
 use crate::error::Error;
 use crate::inbound::{Failed, Head, Inbound};
 use crate::outbox::Socket;
@@ -312,9 +313,6 @@ impl<'a> Waits<'a> {
     }
 }
 
-/// Room for a response's head: its status line and a dozen headers.
-const RESPONSE_HEAD_ROOM: usize = 512;
-
 async fn write_response(
     stream: &Socket,
     mut res: Response,
@@ -330,7 +328,7 @@ async fn write_response(
     match res.len() {
         // In memory and small (every answer but a file's): head and body in one
         // buffer, for one write; the head as a file's is written.
-        Some(len) if len <= STREAMED => {
+        Some(len) if len <= ONE_WRITE => {
             let mut bytes = crate::download::response_head(&res, len as u64, false, len);
             if method != Method::Head {
                 let start = bytes.len();
@@ -343,7 +341,7 @@ async fn write_response(
         // large photo on a slow phone takes as long as it needs while it moves.
         Some(_) => {
             let mut encoder = async_h1::server::Encoder::new(res, method);
-            let mut piece = vec![0; STREAMED];
+            let mut piece = vec![0; ONE_WRITE];
             loop {
                 let n = encoder.read(&mut piece).await?;
                 if n == 0 {
@@ -354,16 +352,13 @@ async fn write_response(
         }
         // Length unknown: chunked, by async-h1's encoder.
         None => {
-            let mut bytes = Vec::with_capacity(RESPONSE_HEAD_ROOM);
+            let mut bytes = Vec::with_capacity(HEAD_ROOM);
             let mut encoder = async_h1::server::Encoder::new(res, method);
             encoder.read_to_end(&mut bytes).await?;
             with_deadline(writer.write_all(&bytes), timeout).await
         }
     }
 }
-
-/// Answers with bodies larger than this are written as they are read.
-const STREAMED: usize = 64 * 1024;
 
 /// Reads what the handler left of the body; `false` when the connection cannot be
 /// reused (too much left, too slow, or broken).

@@ -64,8 +64,9 @@ impl Download {
 /// hold a thread for long.
 const STEP: usize = 1 << 20;
 
-/// Bodies up to this size are copied behind their head, for a single `send`.
-const ONE_WRITE: usize = 64 * 1024;
+/// Bodies up to this size are copied behind their head, for a single `send`
+/// (files here, other answers in `conn`).
+pub const ONE_WRITE: usize = 64 * 1024;
 
 /// Writes the head and the bytes, each step within `timeout`.
 pub async fn write(
@@ -75,7 +76,6 @@ pub async fn write(
     closes: bool,
     timeout: Duration,
 ) -> io::Result<()> {
-    let head = head(&download.head, download.len, closes);
     let mut writer = &**stream;
     let start = download.start as usize;
     let end = start + download.len as usize;
@@ -84,6 +84,12 @@ pub async fn write(
         Source::Static(bytes) => Some(bytes.get(start..end)),
         _ => None,
     };
+    // Room behind the head only for a body that goes in the same write.
+    let room = match in_memory {
+        Some(Some(body)) if send_body && body.len() <= ONE_WRITE => body.len(),
+        _ => 0,
+    };
+    let head = head(&download.head, download.len, closes, room);
     match (in_memory, send_body) {
         (Some(body), true) => {
             let body = body.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
@@ -138,14 +144,9 @@ async fn send_file(
     Ok(())
 }
 
-/// The status line and headers, with `Content-Length` and `Date`.
-fn head(given: &Head, len: u64, closes: bool) -> Vec<u8> {
-    // Room behind the head for a body sent in the same write.
-    let room = if len <= ONE_WRITE as u64 {
-        len as usize
-    } else {
-        0
-    };
+/// The status line and headers, with `Content-Length` and `Date`, in a buffer with
+/// room for `room` more bytes.
+fn head(given: &Head, len: u64, closes: bool, room: usize) -> Vec<u8> {
     match given {
         Head::Response(res) => response_head(res, len, closes, room),
         Head::Lines(status, lines) => {
@@ -157,7 +158,7 @@ fn head(given: &Head, len: u64, closes: bool) -> Vec<u8> {
 }
 
 /// Room for a head in a buffer, so that it is not grown as it is written.
-const HEAD_ROOM: usize = 512;
+pub const HEAD_ROOM: usize = 512;
 
 /// The head of `res`: its status and headers, with `Content-Length: len` and
 /// `Date`, in a buffer with room for `body` more bytes. For every answer written

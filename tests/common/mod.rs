@@ -180,13 +180,13 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, &[], b"")
 }
 
-/// Posts a form as a page's `fetch` would (asking for JSON).
 /// The headers of a page's post: a form in, the stored message back as JSON.
 pub const FORM_FOR_JSON: &[&str] = &[
     "Content-Type: application/x-www-form-urlencoded",
     "Accept: application/json",
 ];
 
+/// Posts a form as a page's `fetch` would (asking for JSON).
 pub fn post_json(addr: SocketAddr, form: &str) -> Response {
     request(addr, "POST", "/message", FORM_FOR_JSON, form.as_bytes())
 }
