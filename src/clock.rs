@@ -15,8 +15,9 @@
 //! - Starting and ending a correction is logged once each, not per message.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::client::ClientKey;
 
 /// How many phones' offsets count: the latest of each of this many addresses.
 pub const PHONES: usize = 16;
@@ -30,7 +31,7 @@ pub const BEHIND: Duration = Duration::from_secs(120);
 pub struct Clock {
     /// The latest offset (phone minus server, milliseconds) of each recent
     /// address, oldest first.
-    offsets: VecDeque<(IpAddr, i64)>,
+    offsets: VecDeque<(ClientKey, i64)>,
     /// Added to the server's clock; zero while it agrees with the phones.
     correction: u64,
     /// The last time given out.
@@ -53,7 +54,7 @@ impl Clock {
 
     /// A post from `client` said its clock read `phone` when the server's read
     /// `server`.
-    pub fn observe(&mut self, client: IpAddr, phone: u64, server: u64) {
+    pub fn observe(&mut self, client: ClientKey, phone: u64, server: u64) {
         let offset =
             (phone as i128 - server as i128).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
         self.offsets.retain(|(ip, _)| *ip != client);
@@ -115,8 +116,8 @@ mod tests {
     const SERVER: u64 = 1_900_000_000_000;
     const BUILT: u64 = SERVER - 365 * 24 * HOUR;
 
-    fn phone(n: u8) -> IpAddr {
-        IpAddr::from([10, 42, 0, n])
+    fn phone(n: u8) -> ClientKey {
+        ClientKey::from(std::net::IpAddr::from([10, 42, 0, n]))
     }
 
     #[test]

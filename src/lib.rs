@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`client`] | who a client is for the per-client limits: an IPv4 address, an IPv6 /64 |
 //! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
 //! | [`server`] | the accept loop, the connection cap, shutdown |
 //! | [`sched`] | which task a thread runs next: the chat's before files moving |
@@ -54,6 +55,7 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod assets;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod conn;

@@ -8,9 +8,9 @@
 //! drops it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::client::ClientKey;
 use crate::config::Rate;
 
 /// The buckets of the addresses that posted lately.
@@ -19,7 +19,7 @@ pub struct PostLimiter {
     rate: Rate,
     /// When each address's bucket is full again; past it, the address may post a
     /// whole burst.
-    full_at: HashMap<IpAddr, Instant>,
+    full_at: HashMap<ClientKey, Instant>,
 }
 
 impl PostLimiter {
@@ -33,7 +33,7 @@ impl PostLimiter {
 
     /// Takes one post from `client`'s bucket at `now`; `Err` with how long until one
     /// more is allowed when the bucket is empty (then nothing is taken).
-    pub fn take(&mut self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn take(&mut self, client: ClientKey, now: Instant) -> Result<(), Duration> {
         let every = self.rate.every;
         // The bucket holds `burst` posts: it may be full up to this far ahead of now.
         let depth = every.saturating_mul(self.rate.burst);
@@ -73,8 +73,12 @@ mod tests {
         })
     }
 
-    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 20));
-    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 21));
+    const A: ClientKey = client([192, 168, 1, 20]);
+    const B: ClientKey = client([192, 168, 1, 21]);
+
+    const fn client(ip: [u8; 4]) -> ClientKey {
+        ClientKey::v4(ip)
+    }
 
     #[test]
     fn a_burst_then_one_per_interval_and_each_address_its_own() {

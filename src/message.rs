@@ -316,6 +316,9 @@ impl Draft {
         {
             return Err(Invalid::ControlCharacter);
         }
+        // Direction controls make a name read as another ("Ana\u{202e}xe." shows as
+        // "Ana.exe"): a name is one run of text, shown as its letters say.
+        let name: String = name.chars().filter(|c| !is_bidi_control(*c)).collect();
         let name = name.trim();
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(Invalid::NameTooLong);
@@ -333,6 +336,13 @@ impl Draft {
             files: Vec::new(),
         })
     }
+}
+
+/// The characters that change the direction text is shown in (Unicode's explicit
+/// directional formatting characters and marks): in a name they can make it show as
+/// something else, so names drop them.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Decodes one form component: `+` is a space, `%XX` a byte; the bytes must be UTF-8.
@@ -424,6 +434,17 @@ mod tests {
         assert_eq!(Draft::from_form(long.as_bytes()), Err(Invalid::TooLong));
         let name = format!("name={}&message=x", "n".repeat(MAX_NAME_CHARS + 1));
         assert_eq!(Draft::from_form(name.as_bytes()), Err(Invalid::NameTooLong));
+    }
+
+    #[test]
+    fn names_lose_the_characters_that_turn_text_around() {
+        let d = Draft::from_form(b"name=Ana%E2%80%AEexe.&message=hi").unwrap();
+        assert_eq!(d.name, "Anaexe.");
+        let d = Draft::from_form(b"name=%E2%80%8F%E2%81%A6&message=hi").unwrap();
+        assert_eq!(d.name, ANONYMOUS, "nothing but controls is no name");
+        // The text keeps them: a line of Arabic or Hebrew may need a mark.
+        let d = Draft::from_form(b"message=a%E2%80%8Fb").unwrap();
+        assert_eq!(d.text, "a\u{200f}b");
     }
 
     #[test]

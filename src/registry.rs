@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt as _;
 
+use crate::client::ClientKey;
 use crate::clock::Clock;
 use crate::config::Rate;
 use crate::deadline::Deadline;
@@ -79,7 +80,7 @@ pub enum Command {
         /// The message without its id.
         draft: Draft,
         /// Who posted it, for the post rate and a moderator's mute.
-        client: IpAddr,
+        client: ClientKey,
         /// Where the stored message goes, or why it was not stored.
         reply: Sender<Published>,
     },
@@ -272,7 +273,7 @@ impl Handle {
 
     /// Stores and sends a message; returns it with its id and time once it is
     /// stored (with `--data-dir`: on the device) and on its way to everyone.
-    pub async fn publish(&self, draft: Draft, client: IpAddr) -> Result<Message, PublishError> {
+    pub async fn publish(&self, draft: Draft, client: ClientKey) -> Result<Message, PublishError> {
         let (reply, rx) = async_channel::bounded(1);
         let cmd = Command::Publish {
             draft,
@@ -351,10 +352,10 @@ enum Kept {
     Message {
         message: Message,
         frame: Frame,
-        sender: Option<IpAddr>,
+        sender: Option<ClientKey>,
     },
     /// A message a moderator deleted: nothing of it is sent again.
-    Removed { sender: Option<IpAddr> },
+    Removed { sender: Option<ClientKey> },
     /// A deletion, replayed so that pages that showed the message remove it.
     Deletion { frame: Frame },
 }
@@ -379,7 +380,7 @@ struct Waiting {
 enum Job {
     Post {
         draft: Draft,
-        sender: IpAddr,
+        sender: ClientKey,
         reply: Sender<Published>,
     },
     Delete {
@@ -391,7 +392,7 @@ enum Job {
 /// A record that has its id, with where its outcome goes.
 struct Assigned {
     record: Record,
-    sender: Option<IpAddr>,
+    sender: Option<ClientKey>,
     reply: Reply,
 }
 
@@ -445,7 +446,7 @@ struct Registry {
     cids: HashMap<String, Id>,
     /// Client addresses a moderator muted, with when each mute ends. Expired ones
     /// are forgotten at the heartbeat.
-    muted: HashMap<IpAddr, Instant>,
+    muted: HashMap<ClientKey, Instant>,
     /// Hotspot clients that chose to continue, with when; forgotten after
     /// [`LET_IN_FOR`], and at most [`LET_IN_MAX`] of them.
     let_in: HashMap<IpAddr, Instant>,
@@ -635,6 +636,14 @@ impl Registry {
                 None => {}
             }
         }
+        // What came after the shutdown is answered "stopped" by dropping it (a join's
+        // stream is told to come back later, a post gets 503): a command left in the
+        // channel would keep its reply open, and its connection waiting, for as long as
+        // any handle lives.
+        rx.close();
+        while let Ok(late) = rx.try_recv() {
+            drop(late);
+        }
         // Posts being written are answered as the write turns out.
         if let Some(flush) = self.flush.take() {
             let done = flush.task.await;
@@ -760,7 +769,7 @@ impl Registry {
         let message = self.message(draft);
         let reply = async_channel::bounded(1).0;
         let record = Record::Message(message.clone());
-        let sender = Some(IpAddr::from([127, 0, 0, 1]));
+        let sender = Some(ClientKey::from(IpAddr::from([127, 0, 0, 1])));
         self.apply(Assigned {
             record,
             sender,
@@ -774,7 +783,7 @@ impl Registry {
     fn may_post(
         &mut self,
         draft: &Draft,
-        client: IpAddr,
+        client: ClientKey,
         now: Instant,
     ) -> Result<(), NotPublished> {
         if draft.by_mod {
@@ -1291,13 +1300,15 @@ mod tests {
         }
     }
 
-    const POSTER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    fn poster() -> ClientKey {
+        ClientKey::from(IpAddr::from([127, 0, 0, 2]))
+    }
 
     fn waiting(since: Instant, text: &str, reply: Sender<Published>) -> Waiting {
         let draft = Draft::new("a", text).unwrap();
         let job = Job::Post {
             draft,
-            sender: POSTER,
+            sender: poster(),
             reply,
         };
         Waiting { since, job }
@@ -1322,6 +1333,28 @@ mod tests {
         r.waiting.push_back(Waiting { since, job });
         r.release_waiting();
         answer
+    }
+
+    #[test]
+    fn what_comes_during_shutdown_is_answered_at_once() {
+        let (handle, task) = new(options(10, 10));
+        let ex = smol::LocalExecutor::new();
+        handle.shutdown();
+        // Sent behind the shutdown, before the registry has run at all.
+        let late = ex.spawn({
+            let handle = handle.clone();
+            async move { handle.join(None).await.is_none() }
+        });
+        let registry = ex.spawn(task);
+        let answered = smol::block_on(ex.run(async {
+            registry.await;
+            late.or(async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                false
+            })
+            .await
+        }));
+        assert!(answered, "a join sent during shutdown waited for ever");
     }
 
     #[test]
@@ -1567,25 +1600,25 @@ mod tests {
         assert_eq!(r.mute(id, Duration::from_secs(600)), Ok(Vec::new()));
         let now = Instant::now();
         let draft = Draft::new("a", "more").unwrap();
-        match r.may_post(&draft, POSTER, now) {
+        match r.may_post(&draft, poster(), now) {
             Err(NotPublished::Muted(wait)) => assert!(wait > Duration::from_secs(590)),
             other => panic!("{other:?}"),
         }
-        let other = IpAddr::from([127, 0, 0, 3]);
+        let other = ClientKey::from(IpAddr::from([127, 0, 0, 3]));
         assert_eq!(r.may_post(&draft, other, now), Ok(()));
         let host = Draft {
             by_mod: true,
             ..draft.clone()
         };
         // Muted and over the rate: the host's own posts still go.
-        assert_eq!(r.may_post(&host, POSTER, now), Ok(()));
+        assert_eq!(r.may_post(&host, poster(), now), Ok(()));
         // A deleted message's sender can still be muted; zero lifts the mute.
         delete(&mut r, &first.id).try_recv().unwrap().unwrap();
         assert_eq!(r.mute(id, Duration::ZERO), Ok(Vec::new()));
-        assert_eq!(r.may_post(&draft, POSTER, now), Ok(()), "unmuted");
+        assert_eq!(r.may_post(&draft, poster(), now), Ok(()), "unmuted");
         assert!(
             matches!(
-                r.may_post(&draft, POSTER, now),
+                r.may_post(&draft, poster(), now),
                 Err(NotPublished::Limited(_))
             ),
             "the rate still counts"

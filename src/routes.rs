@@ -153,7 +153,7 @@ async fn post_message(
     };
     draft.by_mod = is_moderator(&req, config);
     let files: Vec<String> = draft.files.iter().map(|f| f.id.clone()).collect();
-    let published = registry.publish(draft, client).await;
+    let published = registry.publish(draft, client.into()).await;
     if published.is_err() {
         // Nothing of a post that reached no one stays behind.
         media.remove(&files);
@@ -239,11 +239,7 @@ fn serve_file(req: &Request, id: &str, media: &Media) -> Result<Download, Error>
     }
     let (info, bytes) = media.get(id).ok_or(Error::Gone)?;
     let etag = format!("\"{id}\"");
-    let fresh = req.header(IF_NONE_MATCH).is_some_and(|v| {
-        v.as_str()
-            .split(',')
-            .any(|t| t.trim() == etag || t.trim() == "*")
-    });
+    let fresh = not_modified(req, &etag);
     let range = match req.header("range") {
         Some(v) if !fresh => byte_range(v.as_str(), info.size)?,
         _ => None,
@@ -580,8 +576,11 @@ fn same_origin(req: &Request) -> Result<(), Error> {
     let Some(source) = source else {
         return Ok(());
     };
+    // The chat is served over plain http only: `https://` with its host and port is
+    // another origin (RFC 6454), and a page there is not the chat's.
     let authority = source
         .split_once("://")
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("http"))
         .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
     match authority {
         Some(a) if a.eq_ignore_ascii_case(host) => Ok(()),
@@ -601,11 +600,7 @@ fn asset(req: &Request, path: &str) -> Result<Download, Error> {
         Some(_) => &asset.gzip_etag,
         None => &asset.etag,
     };
-    let fresh = req.header(IF_NONE_MATCH).is_some_and(|v| {
-        v.as_str()
-            .split(',')
-            .any(|t| t.trim() == etag || t.trim() == "*")
-    });
+    let fresh = not_modified(req, etag);
     let (status, bytes) = match fresh {
         true => (StatusCode::NotModified, None),
         false => (StatusCode::Ok, Some(gzip.unwrap_or(asset.body))),
@@ -616,6 +611,21 @@ fn asset(req: &Request, path: &str) -> Result<Download, Error> {
         source: bytes.map_or(Source::None, Source::Static),
         start: 0,
         len: bytes.map_or(0, |b| b.len() as u64),
+    })
+}
+
+/// Whether `If-None-Match` names `etag`, by the weak comparison RFC 9110 (13.1.2)
+/// asks of it: `W/"x"` and `"x"` are the same tag there (a proxy may have weakened
+/// it), and `*` matches any.
+fn not_modified(req: &Request, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    let own = opaque(etag);
+    req.header(IF_NONE_MATCH).is_some_and(|values| {
+        values.iter().any(|v| {
+            v.as_str()
+                .split(',')
+                .any(|t| t.trim() == "*" || opaque(t) == own)
+        })
     })
 }
 

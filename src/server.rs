@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +19,7 @@ use futures_lite::FutureExt as _;
 use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
+use crate::client::ClientKey;
 use crate::conn::{self, Shared};
 use crate::message::Record;
 use crate::outbox::Socket;
@@ -55,8 +55,8 @@ pub fn raise_open_file_limit() -> io::Result<(Option<u64>, Option<u64>)> {
 /// lives.
 struct Slot {
     open: Arc<AtomicUsize>,
-    client: IpAddr,
-    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: ClientKey,
+    per_client: Arc<Mutex<HashMap<ClientKey, usize>>>,
     /// Held, never used: the channel closes when the last slot is dropped, which is
     /// how shutdown knows every connection has finished.
     _alive: Sender<()>,
@@ -183,7 +183,7 @@ struct Connections {
     /// Taken by the accept loop and by each connection as it ends, never held across
     /// an await: a count per address, not the subscriber list (which only the
     /// registry has).
-    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client: Arc<Mutex<HashMap<ClientKey, usize>>>,
     /// Cloned into every [`Slot`]; the receiver learns that all are gone when the
     /// channel closes.
     alive_tx: Sender<()>,
@@ -205,7 +205,7 @@ impl Default for Connections {
 impl Connections {
     /// Counts a new connection from `client`; `true` when it is over `cap` overall or
     /// over `per_client` for its address.
-    fn open(&self, client: IpAddr, cap: usize, per_client: usize) -> (Slot, bool) {
+    fn open(&self, client: ClientKey, cap: usize, per_client: usize) -> (Slot, bool) {
         let over_cap = self.open.fetch_add(1, Ordering::Relaxed) >= cap;
         let mine = {
             let mut counts = self
@@ -271,7 +271,7 @@ async fn accept(
         let client = peer.ip();
         let config = &shared.config;
         let (slot, over_cap) =
-            connections.open(client, config.max_connections, config.max_per_client);
+            connections.open(client.into(), config.max_connections, config.max_per_client);
         let shared = shared.clone();
         let socket: Socket = stream.into();
         let task = async move {

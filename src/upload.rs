@@ -197,7 +197,7 @@ async fn store(
 fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     base.chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !crate::message::is_bidi_control(*c))
         .take(media::MAX_NAME_CHARS)
         .collect::<String>()
         .trim()
@@ -213,6 +213,8 @@ mod tests {
         assert_eq!(clean_name("C:\\Users\\me\\IMG_0001.JPG"), "IMG_0001.JPG");
         assert_eq!(clean_name("../../etc/passwd"), "passwd");
         assert_eq!(clean_name("a\u{0}b\nc.pdf"), "abc.pdf");
+        // Shown as "photoexe.png" with its override; as what it is without.
+        assert_eq!(clean_name("photo\u{202e}gnp.exe"), "photognp.exe");
         assert_eq!(
             clean_name(&"é".repeat(500)).chars().count(),
             media::MAX_NAME_CHARS

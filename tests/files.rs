@@ -125,6 +125,14 @@ fn a_photo_reaches_everyone_with_its_size_and_is_served_inline_cached_and_in_ran
         b"",
     );
     assert_eq!((again.status, again.body.len()), (304, 0));
+    let weak = request(
+        server.addr,
+        "GET",
+        &format!("/media/{id}"),
+        &[&format!("If-None-Match: W/{etag}")],
+        b"",
+    );
+    assert_eq!(weak.status, 304, "weak comparison");
     let part = request(
         server.addr,
         "GET",

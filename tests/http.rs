@@ -25,6 +25,18 @@ fn assets_revalidate_with_etag_and_304() {
     assert!(again.body.is_empty());
     let stale = request(server.addr, "GET", "/", &["If-None-Match: \"other\""], b"");
     assert_eq!(stale.status, 200);
+    // If-None-Match compares weakly (RFC 9110 13.1.2): a proxy may have weakened the
+    // tag, and a list names it anywhere.
+    for given in [format!("W/{etag}"), format!("\"other\", W/{etag}")] {
+        let weak = request(
+            server.addr,
+            "GET",
+            "/",
+            &[&format!("If-None-Match: {given}")],
+            b"",
+        );
+        assert_eq!(weak.status, 304, "{given}");
+    }
 }
 
 #[test]
@@ -240,6 +252,10 @@ fn posts_from_another_site_are_refused() {
         b"message=x",
     );
     assert_eq!(null.status, 403);
+    // The chat's host and port over https is another origin: the chat is http only.
+    let tls = format!("Origin: https://{}", server.addr);
+    let other_scheme = request(server.addr, "POST", "/message", &[form, &tls], b"message=x");
+    assert_eq!(other_scheme.status, 403, "{}", other_scheme.text());
     let own = format!("Origin: http://{}", server.addr);
     let ok = request(server.addr, "POST", "/message", &[form, &own], b"message=x");
     assert_eq!(ok.status, 303);
