@@ -33,8 +33,12 @@ pub struct Config {
     pub max_body: usize,
     /// Time allowed for a whole request head once its first byte has arrived.
     pub head_timeout: Duration,
-    /// Time allowed for a request body.
+    /// Time allowed for a request body, and for each read of a large one.
     pub body_timeout: Duration,
+    /// The slowest a large body (a post with files) may come, on average, once
+    /// `body_timeout` has passed, in bytes a second: a photo on a poor Wi-Fi link
+    /// comes at tens of KiB a second, a body trickled to hold a connection far slower.
+    pub body_rate: u64,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
     /// How long one write to a stream may make no progress before the client is
@@ -52,8 +56,12 @@ pub struct Config {
     /// start-up URL and QR code carry it, and the page keeps it in a cookie.
     pub key: Option<String>,
     /// The moderator's key, when set: a browser that opened `/?mod=KEY` may delete
-    /// messages and mute their senders, and its posts are marked as the host's.
+    /// messages and mute their senders, and its posts are marked as the host's. At
+    /// least [`crate::keys::MOD_KEY_MIN`] characters.
     pub mod_key: Option<String>,
+    /// `--mod-key auto`: the moderator key is made by the server (and kept in the
+    /// data directory), see [`crate::keys::auto_mod_key`].
+    pub mod_key_auto: bool,
     /// Posts each client address may make: a burst, then one more per interval;
     /// `None` (`off`) for none. Enough for anyone typing; a flood is slowed.
     pub post_rate: Option<Rate>,
@@ -62,6 +70,13 @@ pub struct Config {
     /// Bytes of files kept, the oldest going first; `None`: 1 GiB with
     /// `--data-dir`, 64 MiB in memory without.
     pub media_quota: Option<u64>,
+    /// The cost of one client address's files, its oldest going first; `None`: an
+    /// eighth of the quota, and at least `max_upload`, so that one phone cannot push
+    /// everyone else's photos out.
+    pub media_share: Option<u64>,
+    /// Bytes the disk under `--data-dir` keeps free: files never take them, so the
+    /// history always has room to grow (its largest file is a few MiB).
+    pub min_free: u64,
     /// Hotspot mode: requests for other sites are answered as a captive portal
     /// that leads to the chat (see [`crate::portal`]).
     pub portal: bool,
@@ -90,6 +105,25 @@ impl std::fmt::Display for Rate {
     }
 }
 
+impl Config {
+    /// The limits of the files kept, with the defaults worked out.
+    pub fn media_limits(&self) -> crate::media::Limits {
+        let quota = self
+            .media_quota
+            .unwrap_or(match self.data_dir {
+                Some(_) => 1 << 30,
+                None => 64 << 20,
+            })
+            .max(self.max_upload);
+        let share = self.media_share.unwrap_or(quota / 8).max(self.max_upload);
+        crate::media::Limits {
+            quota,
+            share: share.min(quota),
+            floor: self.min_free,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -103,15 +137,19 @@ impl Default for Config {
             max_body: crate::message::MAX_FORM_BYTES,
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            body_rate: 4 << 10,
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             threads: 1,
             data_dir: None,
             key: None,
             mod_key: None,
+            mod_key_auto: false,
             portal: false,
             max_upload: 16 << 20,
             media_quota: None,
+            media_share: None,
+            min_free: 64 << 20,
             post_rate: Some(Rate {
                 burst: 20,
                 every: Duration::from_secs(1),
@@ -227,9 +265,34 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "mod-key",
         value: "KEY",
-        help: "moderator key: open /?mod=KEY to delete messages and mute senders",
-        set: |c, _, v| secret(v, "LANCHAT_MOD_KEY").map(|k| c.mod_key = Some(k)),
-        default: |c, _| (if c.mod_key.is_some() { "set" } else { "none" }).into(),
+        help: "moderator key (8 or more characters, or auto): open /?mod=KEY to delete messages and mute senders",
+        set: |c, _, v| {
+            if v.trim() == "auto" {
+                c.mod_key = None;
+                c.mod_key_auto = true;
+                return Ok(());
+            }
+            let key = secret(v, "LANCHAT_MOD_KEY")?;
+            if key.len() < crate::keys::MOD_KEY_MIN {
+                return Err(format!(
+                    "the moderator key must have at least {} characters (it opens the host's \
+                     powers), or be auto to have one made; got {}",
+                    crate::keys::MOD_KEY_MIN,
+                    key.len()
+                ));
+            }
+            c.mod_key = Some(key);
+            c.mod_key_auto = false;
+            Ok(())
+        },
+        default: |c, _| {
+            let shown = match (&c.mod_key, c.mod_key_auto) {
+                (_, true) => "auto",
+                (Some(_), false) => "set",
+                (None, false) => "none",
+            };
+            shown.into()
+        },
     },
     Flag {
         name: "max-upload",
@@ -244,6 +307,20 @@ pub const FLAGS: &[Flag] = &[
         help: "files kept, the oldest go first (default: 1GiB with --data-dir, 64MiB without)",
         set: |c, _, v| size(v, 1 << 20, 1 << 44).map(|n| c.media_quota = Some(n)),
         default: |c, _| c.media_quota.map_or("auto".into(), show_size),
+    },
+    Flag {
+        name: "media-share",
+        value: "SIZE",
+        help: "files one client address may have kept, its oldest go first (default: an eighth of the quota)",
+        set: |c, _, v| size(v, 1 << 20, 1 << 44).map(|n| c.media_share = Some(n)),
+        default: |c, _| c.media_share.map_or("auto".into(), show_size),
+    },
+    Flag {
+        name: "min-free",
+        value: "SIZE",
+        help: "space the disk under --data-dir keeps free for the history; files never take it",
+        set: |c, _, v| size(v, 0, 1 << 44).map(|n| c.min_free = n),
+        default: |c, _| show_size(c.min_free),
     },
     Flag {
         name: "portal",
@@ -306,6 +383,13 @@ pub const FLAGS: &[Flag] = &[
         help: "time allowed for a request body (408 past it)",
         set: |c, _, v| duration(v, Duration::from_millis(10)).map(|d| c.body_timeout = d),
         default: |c, _| show_duration(c.body_timeout),
+    },
+    Flag {
+        name: "body-rate",
+        value: "SIZE",
+        help: "slowest average rate of an upload after --body-timeout, per second (408 past it)",
+        set: |c, _, v| size(v, 1, 1 << 30).map(|n| c.body_rate = n),
+        default: |c, _| show_size(c.body_rate),
     },
     Flag {
         name: "idle-timeout",
@@ -407,6 +491,13 @@ where
         return Err(format!(
             "--media-quota {} is smaller than --max-upload {}: the largest file must fit",
             show_size(config.media_quota.unwrap_or(0)),
+            show_size(config.max_upload)
+        ));
+    }
+    if config.media_share.is_some_and(|q| q < config.max_upload) {
+        return Err(format!(
+            "--media-share {} is smaller than --max-upload {}: the largest file must fit",
+            show_size(config.media_share.unwrap_or(0)),
             show_size(config.max_upload)
         ));
     }
@@ -652,15 +743,25 @@ mod tests {
     fn the_moderator_key_is_a_key_of_its_own() {
         let (c, _) = run(&["--key", "open", "--mod-key", "host-only"], &[]).unwrap();
         assert_eq!(c.mod_key.as_deref(), Some("host-only"));
-        let (c, _) = run(&[], &[("LANCHAT_MOD_KEY", "m")]).unwrap();
-        assert_eq!(c.mod_key.as_deref(), Some("m"));
+        let (c, _) = run(&[], &[("LANCHAT_MOD_KEY", "moderate")]).unwrap();
+        assert_eq!(c.mod_key.as_deref(), Some("moderate"));
         let e = run(&["--mod-key", "a/b"], &[]).unwrap_err();
         assert!(e.starts_with("--mod-key: the key may have"), "{e}");
         let e = run(&[], &[("LANCHAT_MOD_KEY", " ")]).unwrap_err();
         assert!(e.contains("LANCHAT_MOD_KEY out"), "{e}");
-        let e = run(&["--key", "same", "--mod-key", "same"], &[]).unwrap_err();
+        let e = run(&["--key", "same-key", "--mod-key", "same-key"], &[]).unwrap_err();
         assert!(e.contains("must differ"), "{e}");
         assert!(!help().contains("host-only"));
+        // Guessable in a day at a few tries a minute: refused, with what to do.
+        for short in ["a", "1234567"] {
+            let e = run(&["--mod-key", short], &[]).unwrap_err();
+            assert!(
+                e.contains("at least 8 characters") && e.contains("auto"),
+                "{e}"
+            );
+        }
+        let (c, _) = run(&["--mod-key", "auto"], &[]).unwrap();
+        assert!(c.mod_key_auto && c.mod_key.is_none());
     }
 
     #[test]

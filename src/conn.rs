@@ -61,6 +61,8 @@ pub struct Shared {
     pub opening: Frame,
     /// The files people shared.
     pub media: crate::media::Media,
+    /// The access and moderator keys' checks.
+    pub keys: crate::keys::Keys,
 }
 
 /// Serves one connection until the client closes, a deadline passes, or shutdown.
@@ -196,7 +198,14 @@ async fn answer(
             return After::Close;
         }
     }
-    let routed = routes::handle(req, peer, &shared.config, &shared.registry, &shared.media);
+    let routed = routes::handle(
+        req,
+        peer,
+        &shared.config,
+        &shared.registry,
+        &shared.media,
+        &shared.keys,
+    );
     let (written, closes) = match routed.await {
         Reply::Response(res) => {
             let res = *res;

@@ -46,6 +46,9 @@ pub enum Error {
     /// `429`: the client posted faster than `--post-rate`; one more is allowed after
     /// this many seconds.
     TooManyRequests(u64),
+    /// `429`: this client presented too many wrong keys lately; it may present one
+    /// again after this many seconds.
+    WrongKeys(u64),
     /// `431`: the head is over its size or header count.
     HeadTooLarge,
     /// `500`: a bug, caught before it could stop the server.
@@ -58,6 +61,9 @@ pub enum Error {
     VersionNotSupported,
     /// `507`: the history file could not be written, so the message was not taken.
     NotStored,
+    /// `507`: the disk is down to the room kept for the history, and no file is
+    /// left to make room: files are refused, messages still go.
+    NoRoomForFiles,
 }
 
 impl Error {
@@ -103,6 +109,10 @@ impl Error {
                 StatusCode::TooManyRequests,
                 "too many messages at once; slow down",
             ),
+            Error::WrongKeys(_) => (
+                StatusCode::TooManyRequests,
+                "too many wrong keys from this device",
+            ),
             Error::HeadTooLarge => (
                 StatusCode::RequestHeaderFieldsTooLarge,
                 "the request head is too large",
@@ -119,6 +129,10 @@ impl Error {
             Error::VersionNotSupported => (
                 StatusCode::HttpVersionNotSupported,
                 "only HTTP/1.1 is supported",
+            ),
+            Error::NoRoomForFiles => (
+                StatusCode::InsufficientStorage,
+                "the server has no room for more files right now; messages without files still go",
             ),
             Error::NotStored => (
                 StatusCode::InsufficientStorage,
@@ -154,7 +168,7 @@ impl Error {
             res.insert_header(ALLOW, allow);
         }
         let mut reason = reason.to_string();
-        if let Error::TooManyRequests(seconds) = self {
+        if let Error::TooManyRequests(seconds) | Error::WrongKeys(seconds) = self {
             res.insert_header(RETRY_AFTER, seconds.to_string());
             reason = format!("{reason}: wait {seconds} s");
         }

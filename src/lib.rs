@@ -15,6 +15,7 @@
 //! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
 //! | [`routes`] | method + path to handler |
 //! | [`mod@error`] | every way a request fails; the one place errors become statuses |
+//! | [`keys`] | the access and moderator keys: checks, wrong keys slowed, cookie tokens, the server's secret |
 //! | [`limit`] | the post rate per client address, a bucket each |
 //! | [`portal`] | hotspot mode: other sites' requests, captive-portal probes |
 //! | [`multipart`], [`upload`] | a post with files: parts read one by one, files streamed to the store |
@@ -63,6 +64,7 @@ pub mod deadline;
 pub mod download;
 pub mod error;
 pub mod inbound;
+pub mod keys;
 pub mod limit;
 pub mod log;
 pub mod media;

@@ -34,6 +34,15 @@ impl PostLimiter {
     /// Takes one post from `client`'s bucket at `now`; `Err` with how long until one
     /// more is allowed when the bucket is empty (then nothing is taken).
     pub fn take(&mut self, client: ClientKey, now: Instant) -> Result<(), Duration> {
+        self.check(client, now)?;
+        let full_at = self.full_at.get(&client).copied().unwrap_or(now).max(now);
+        self.full_at.insert(client, full_at + self.rate.every);
+        Ok(())
+    }
+
+    /// Whether `client` may post at `now`, taking nothing: `Err` with how long until
+    /// it may. For a post whose body is large and not yet read.
+    pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
         let every = self.rate.every;
         // The bucket holds `burst` posts: it may be full up to this far ahead of now.
         let depth = every.saturating_mul(self.rate.burst);
@@ -42,7 +51,6 @@ impl PostLimiter {
         if next > now + depth {
             return Err(next - (now + depth));
         }
-        self.full_at.insert(client, next);
         Ok(())
     }
 
@@ -98,6 +106,16 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(l.take(A, much_later), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_check_takes_nothing() {
+        let mut l = limiter(1, 1000);
+        let t = Instant::now();
+        assert_eq!(l.check(A, t), Ok(()));
+        assert_eq!(l.check(A, t), Ok(()));
+        assert_eq!(l.take(A, t), Ok(()));
+        assert_eq!(l.check(A, t), Err(Duration::from_millis(1000)));
     }
 
     #[test]

@@ -33,6 +33,16 @@ fn main() -> ExitCode {
         Action::Run(config, output) => (*config, output),
     };
     lanchat::log::set_level(output.log_level);
+    let mut config = config;
+    if config.mod_key_auto {
+        match lanchat::keys::auto_mod_key(config.data_dir.as_deref()) {
+            Ok(key) => config.mod_key = Some(key),
+            Err(e) => {
+                error!("cannot make a moderator key (--mod-key auto): {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     raise_open_file_limit(config.max_connections);
 
     let listener = match std::net::TcpListener::bind(config.listen) {
@@ -59,7 +69,7 @@ fn main() -> ExitCode {
     };
 
     if !output.quiet {
-        banner(local, config.key.as_deref(), config.mod_key.as_deref());
+        banner(local, &config);
     }
     info!(
         "lanchat {} listening on {local} ({} thread{})",
@@ -80,7 +90,8 @@ fn main() -> ExitCode {
 }
 
 /// The lines a person reads at start: where to point a phone.
-fn banner(local: std::net::SocketAddr, key: Option<&str>, mod_key: Option<&str>) {
+fn banner(local: std::net::SocketAddr, config: &lanchat::Config) {
+    let (key, mod_key) = (config.key.as_deref(), config.mod_key.as_deref());
     let mut urls = net::urls(local, &net::lan_ipv4(), net::hostname().as_deref());
     if let Some(key) = key {
         // The key is limited to characters a URL carries as they are.
@@ -111,6 +122,16 @@ fn banner(local: std::net::SocketAddr, key: Option<&str>, mod_key: Option<&str>)
             out.push_str(&format!(
                 "Moderator (keep to yourself): {first}{join}mod={mod_key}\n"
             ));
+        } else if let (true, Some(dir)) = (config.mod_key_auto, &config.data_dir) {
+            out.push_str(&format!(
+                "Moderator: open the chat with ?mod= and the key in {}\n",
+                dir.join("mod-key").display()
+            ));
+        } else if config.mod_key_auto {
+            out.push_str(
+                "Moderator: the key made for this run is shown only on a terminal; \
+                 start with --data-dir to keep it in a file\n",
+            );
         } else {
             out.push_str("Moderator: open the chat with ?mod= and the --mod-key value\n");
         }

@@ -3,9 +3,11 @@
 //! and a part's data in pieces, so a file goes to its store as it arrives and the
 //! whole body is never in memory.
 //!
-//! Invariants: a part's head is at most [`MAX_PART_HEAD`] bytes; data is handed out
-//! only once it is known not to be the start of the delimiter; a body that ends
-//! before its closing delimiter is an error, never a short file taken for whole.
+//! Invariants: a part's head is at most [`MAX_PART_HEAD`] bytes, however the body
+//! is cut into reads; data is handed out only once it is known not to be the start
+//! of the delimiter; a body that ends before its closing delimiter is an error,
+//! never a short file taken for whole. What the reader buffers is at most one read
+//! beyond a head or a delimiter: a few tens of KiB, whatever the body.
 
 use futures_lite::{AsyncRead, AsyncReadExt as _};
 
@@ -22,6 +24,8 @@ pub enum Bad {
     Malformed,
     /// The body ended (or could not be read) before its closing delimiter.
     Cut,
+    /// A part's head is longer than [`MAX_PART_HEAD`].
+    HeadTooLarge,
 }
 
 /// The head of one part: its field name and, for a file, the file's name and type.
@@ -33,6 +37,8 @@ pub struct Part {
     pub filename: Option<String>,
     /// The `Content-Type`, if given.
     pub content_type: Option<String>,
+    /// The bytes of the head as it came: what reading it made the server hold.
+    pub head_len: usize,
 }
 
 /// Whether a `Content-Type` is `multipart/form-data` (a body with files).
@@ -129,18 +135,22 @@ impl<R: AsyncRead + Unpin> Multipart<R> {
         // Transport padding (spaces, tabs) may come before the line break.
         let head_end = loop {
             let unread = &self.buf[self.pos..];
-            if let Some(at) = find(unread, b"\r\n\r\n") {
-                break at;
+            // Checked whether the end is in this read or not: a head that came in
+            // one read is held whole as surely as one that came in several.
+            let end = find(unread, b"\r\n\r\n");
+            if end.unwrap_or(unread.len()) > MAX_PART_HEAD {
+                return Err(Bad::HeadTooLarge);
             }
-            if unread.len() > MAX_PART_HEAD {
-                return Err(Bad::Malformed);
+            if let Some(at) = end {
+                break at;
             }
             if !self.fill().await? {
                 return Err(Bad::Cut);
             }
         };
         let head = &self.buf[self.pos..self.pos + head_end];
-        let part = parse_head(head)?;
+        let mut part = parse_head(head)?;
+        part.head_len = head_end + 4;
         self.pos += head_end + 4;
         self.in_data = true;
         Ok(Some(part))
@@ -186,6 +196,7 @@ fn parse_head(head: &[u8]) -> Result<Part, Bad> {
         name: String::new(),
         filename: None,
         content_type: None,
+        head_len: head.len(),
     };
     let mut disposition = false;
     // Leading transport padding and the line break after the delimiter.
@@ -289,6 +300,27 @@ mod tests {
         }
         let no_disposition = b"--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--\r\n";
         assert_eq!(parts(no_disposition, 4), Err(Bad::Malformed));
+    }
+
+    #[test]
+    fn a_long_part_head_is_refused_whether_it_came_in_one_read_or_many() {
+        let name = "n".repeat(MAX_PART_HEAD);
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\nx\r\n--XyZ--\r\n"
+        );
+        for piece in [body.len(), READ, 1000, 7] {
+            assert_eq!(
+                parts(body.as_bytes(), piece),
+                Err(Bad::HeadTooLarge),
+                "{piece}"
+            );
+        }
+        // Just within the limit, it reads.
+        let name = "n".repeat(MAX_PART_HEAD - 60);
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\nx\r\n--XyZ--\r\n"
+        );
+        assert_eq!(parts(body.as_bytes(), body.len()).unwrap()[0].0.name, name);
     }
 
     #[test]

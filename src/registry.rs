@@ -84,6 +84,19 @@ pub enum Command {
         /// Where the stored message goes, or why it was not stored.
         reply: Sender<Published>,
     },
+    /// Before the files of a post are read: whether its client may post now, and
+    /// whether a post with its `cid` is already stored (then its files are not kept
+    /// again). Takes nothing from the post rate: the post itself does.
+    Admit {
+        /// Who is posting.
+        client: ClientKey,
+        /// Posted by the moderator, whom nothing holds back.
+        by_mod: bool,
+        /// The post's `cid`, if it came before its files.
+        cid: Option<String>,
+        /// `Ok(true)`: already stored.
+        reply: Sender<Result<bool, NotPublished>>,
+    },
     /// A moderator removes a message from everyone's view and from history.
     Delete {
         /// The message's id.
@@ -172,6 +185,16 @@ pub enum PublishError {
     Muted(Duration),
 }
 
+impl From<NotPublished> for PublishError {
+    fn from(why: NotPublished) -> Self {
+        match why {
+            NotPublished::NotStored => PublishError::NotStored,
+            NotPublished::Limited(wait) => PublishError::Limited(wait),
+            NotPublished::Muted(wait) => PublishError::Muted(wait),
+        }
+    }
+}
+
 /// What a moderator's deletion or mute comes to.
 /// `Ok` holds the ids of the files the deleted message carried, for the caller to
 /// remove (none for a mute).
@@ -212,6 +235,9 @@ pub struct Options {
     /// Records from the store, oldest first, in id order; the last one's epoch
     /// goes on. Ids may have gaps (lines lost to damage, deleted messages).
     pub restored: Vec<Record>,
+    /// Where the ids of the files of a message that leaves history go, to be
+    /// removed: no page can be sent that message again.
+    pub released: Option<Sender<Vec<String>>>,
 }
 
 /// One open `/events` stream, as the connection that writes it sees it.
@@ -283,9 +309,31 @@ impl Handle {
         self.tx.send(cmd).await.map_err(|_| PublishError::Stopped)?;
         match rx.recv().await {
             Ok(Ok(message)) => Ok(message),
-            Ok(Err(NotPublished::NotStored)) => Err(PublishError::NotStored),
-            Ok(Err(NotPublished::Limited(wait))) => Err(PublishError::Limited(wait)),
-            Ok(Err(NotPublished::Muted(wait))) => Err(PublishError::Muted(wait)),
+            Ok(Err(why)) => Err(why.into()),
+            Err(_) => Err(PublishError::Stopped),
+        }
+    }
+
+    /// Whether `client` may post now (`Ok(true)` when a post with `cid` is already
+    /// stored), asked before a post's files are read so that a refused or repeated
+    /// upload costs no disk.
+    pub async fn admit(
+        &self,
+        client: ClientKey,
+        by_mod: bool,
+        cid: Option<String>,
+    ) -> Result<bool, PublishError> {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = Command::Admit {
+            client,
+            by_mod,
+            cid,
+            reply,
+        };
+        self.tx.send(cmd).await.map_err(|_| PublishError::Stopped)?;
+        match rx.recv().await {
+            Ok(Ok(known)) => Ok(known),
+            Ok(Err(why)) => Err(why.into()),
             Err(_) => Err(PublishError::Stopped),
         }
     }
@@ -590,7 +638,7 @@ impl Registry {
                     if let Some(sent) = draft.sent {
                         self.clock.observe(client, sent, now_millis());
                     }
-                    match self.may_post(&draft, client, now) {
+                    match self.may_post(draft.by_mod, client, now, true) {
                         Err(why) => {
                             let _ = reply.try_send(Err(why));
                         }
@@ -604,6 +652,16 @@ impl Registry {
                             self.release_waiting();
                         }
                     }
+                }
+                Some(Command::Admit {
+                    client,
+                    by_mod,
+                    cid,
+                    reply,
+                }) => {
+                    let admitted = self.may_post(by_mod, client, Instant::now(), false);
+                    let known = cid.is_some_and(|cid| self.posted(&cid).is_some());
+                    let _ = reply.try_send(admitted.map(|()| known));
                 }
                 Some(Command::Delete { target, reply }) => {
                     let job = Job::Delete { target, reply };
@@ -778,24 +836,27 @@ impl Registry {
         message
     }
 
-    /// Whether a client may post now: not muted, and within the post rate. The
-    /// moderator is never held back.
+    /// Whether a client may post now: not muted, and within the post rate (a post
+    /// taken from it when `take`). The moderator is never held back.
     fn may_post(
         &mut self,
-        draft: &Draft,
+        by_mod: bool,
         client: ClientKey,
         now: Instant,
+        take: bool,
     ) -> Result<(), NotPublished> {
-        if draft.by_mod {
+        if by_mod {
             return Ok(());
         }
         if let Some(until) = self.muted.get(&client).filter(|until| **until > now) {
             return Err(NotPublished::Muted(*until - now));
         }
-        match self.limiter.as_mut().map(|l| l.take(client, now)) {
-            Some(Err(wait)) => Err(NotPublished::Limited(wait)),
-            _ => Ok(()),
-        }
+        let within = match &mut self.limiter {
+            Some(limiter) if take => limiter.take(client, now),
+            Some(limiter) => limiter.check(client, now),
+            None => Ok(()),
+        };
+        within.map_err(NotPublished::Limited)
     }
 
     /// The next id of the sequence.
@@ -927,6 +988,7 @@ impl Registry {
             if self.history.len() == self.options.history {
                 if let Some(gone) = self.history.pop_front() {
                     index_cid(&mut self.cids, &gone.kept, false);
+                    self.release_files(gone.kept);
                 }
             }
             index_cid(&mut self.cids, &kept, true);
@@ -945,6 +1007,17 @@ impl Registry {
             (Reply::Post(_), Record::Deletion(_)) => {}
         }
         self.broadcast(&frame);
+    }
+
+    /// Hands the files of a message that left history to be removed.
+    fn release_files(&self, gone: Kept) {
+        if let (Kept::Message { message, .. }, Some(released)) = (gone, &self.options.released) {
+            if !message.files.is_empty() {
+                let ids = message.files.into_iter().map(|f| f.id).collect();
+                // Unbounded: never waits. Fails only when the server is stopping.
+                let _ = released.try_send(ids);
+            }
+        }
     }
 
     /// Mutes the sender of `target` until `time` from now, or lifts the mute.
@@ -1236,6 +1309,7 @@ mod tests {
             store: None,
             post_rate: None,
             restored: Vec::new(),
+            released: None,
         }
     }
 
@@ -1475,6 +1549,7 @@ mod tests {
                 store: None,
                 post_rate: None,
                 restored,
+                released: None,
             },
             tx,
         );
@@ -1600,25 +1675,29 @@ mod tests {
         assert_eq!(r.mute(id, Duration::from_secs(600)), Ok(Vec::new()));
         let now = Instant::now();
         let draft = Draft::new("a", "more").unwrap();
-        match r.may_post(&draft, poster(), now) {
+        match r.may_post(draft.by_mod, poster(), now, true) {
             Err(NotPublished::Muted(wait)) => assert!(wait > Duration::from_secs(590)),
             other => panic!("{other:?}"),
         }
         let other = ClientKey::from(IpAddr::from([127, 0, 0, 3]));
-        assert_eq!(r.may_post(&draft, other, now), Ok(()));
+        assert_eq!(r.may_post(draft.by_mod, other, now, true), Ok(()));
         let host = Draft {
             by_mod: true,
             ..draft.clone()
         };
         // Muted and over the rate: the host's own posts still go.
-        assert_eq!(r.may_post(&host, poster(), now), Ok(()));
+        assert_eq!(r.may_post(host.by_mod, poster(), now, true), Ok(()));
         // A deleted message's sender can still be muted; zero lifts the mute.
         delete(&mut r, &first.id).try_recv().unwrap().unwrap();
         assert_eq!(r.mute(id, Duration::ZERO), Ok(Vec::new()));
-        assert_eq!(r.may_post(&draft, poster(), now), Ok(()), "unmuted");
+        assert_eq!(
+            r.may_post(draft.by_mod, poster(), now, true),
+            Ok(()),
+            "unmuted"
+        );
         assert!(
             matches!(
-                r.may_post(&draft, poster(), now),
+                r.may_post(draft.by_mod, poster(), now, true),
                 Err(NotPublished::Limited(_))
             ),
             "the rate still counts"

@@ -15,13 +15,15 @@ use crate::assets;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
+use crate::client::ClientKey;
 use crate::config::Config;
 use crate::download::{Download, Head, Source};
 pub use crate::error::Error;
+use crate::keys::{Keys, Presented, Slowed};
 use crate::media::Media;
 use crate::message::{Draft, Id};
 use crate::registry::Handle;
-use crate::registry::{PublishError, Refused, Subscription};
+use crate::registry::{Refused, Subscription};
 
 /// What the connection does next.
 #[derive(Debug)]
@@ -55,6 +57,7 @@ pub async fn handle(
     config: &Config,
     registry: &Handle,
     media: &Media,
+    keys: &Keys,
 ) -> Reply {
     let path = req.url().path().to_string();
     let method = req.method();
@@ -64,7 +67,7 @@ pub async fn handle(
             return Reply::Response(Box::new(res));
         }
     }
-    match access(&req, &path, config) {
+    match access(&req, &path, client.into(), keys) {
         Ok(None) => {}
         Ok(Some(remember)) => return Reply::Response(Box::new(remember)),
         Err(e) => return Reply::Response(Box::new(e.into_response())),
@@ -81,13 +84,15 @@ pub async fn handle(
     }
     if let Some(rest) = path.strip_prefix("/message/") {
         // Boxed, as rare and larger than a post (see `post_message`).
-        let result = Box::pin(moderate(req, rest, config, registry, media)).await;
+        let result = Box::pin(moderate(req, rest, client, config, registry, media, keys)).await;
         return Reply::Response(Box::new(result.unwrap_or_else(Error::into_response)));
     }
     let result = match (path.as_str(), method) {
         ("/events", Method::Get) => return events(&req, registry).await,
         ("/events", _) => Err(Error::MethodNotAllowed("GET")),
-        ("/message", Method::Post) => post_message(req, client, config, registry, media).await,
+        ("/message", Method::Post) => {
+            post_message(req, client, config, registry, media, keys).await
+        }
         ("/message", _) => Err(Error::MethodNotAllowed("POST")),
         ("/recent", Method::Get | Method::Head) => Ok(recent(registry).await),
         ("/recent", _) => Err(Error::MethodNotAllowed("GET, HEAD")),
@@ -131,8 +136,12 @@ async fn post_message(
     config: &Config,
     registry: &Handle,
     media: &Media,
+    keys: &Keys,
 ) -> Result<Response, Error> {
     same_origin(&req)?;
+    // A moderator slowed for wrong keys posts as anyone: a post is never refused for
+    // a stale cookie.
+    let by_mod = is_moderator(&req, client.into(), keys).unwrap_or(false);
     let content_type = req
         .header(CONTENT_TYPE)
         .map_or(String::new(), |v| v.as_str().to_string());
@@ -147,24 +156,28 @@ async fn post_message(
     } else if let Some(boundary) = crate::multipart::boundary(&content_type) {
         // Boxed: a multipart read holds buffers for files, and unboxed they would
         // make every request's future (a plain post's too) as large as theirs.
-        Box::pin(crate::upload::read(&mut req, &boundary, config, media)).await?
+        let poster = crate::upload::Poster {
+            registry,
+            client: client.into(),
+            by_mod,
+        };
+        Box::pin(crate::upload::read(
+            &mut req, &boundary, config, media, poster,
+        ))
+        .await?
     } else {
         return Err(Error::UnsupportedType);
     };
-    draft.by_mod = is_moderator(&req, config);
-    let files: Vec<String> = draft.files.iter().map(|f| f.id.clone()).collect();
+    draft.by_mod = by_mod;
+    let mut files: Vec<String> = draft.files.iter().map(|f| f.id.clone()).collect();
     let published = registry.publish(draft, client.into()).await;
-    if published.is_err() {
-        // Nothing of a post that reached no one stays behind.
-        media.remove(&files);
+    // Nothing of a post that reached no one stays behind, nor the files of a post
+    // sent again and answered with the message it already is (which has its own).
+    if let Ok(message) = &published {
+        files.retain(|id| !message.files.iter().any(|f| &f.id == id));
     }
-    let message = published.map_err(|e| match e {
-        PublishError::Stopped => Error::Unavailable,
-        PublishError::NotStored => Error::NotStored,
-        // Rounded up: a client that waits what it is told is let through.
-        PublishError::Limited(wait) => Error::TooManyRequests(wait.as_secs() + 1),
-        PublishError::Muted(wait) => Error::Muted(wait.as_secs().div_ceil(60).max(1)),
-    })?;
+    media.remove(&files);
+    let message = published.map_err(crate::upload::refusal)?;
 
     let wants_json = req
         .header(ACCEPT)
@@ -384,9 +397,11 @@ const MUTE_BODY_BYTES: usize = 64;
 async fn moderate(
     mut req: Request,
     rest: &str,
+    client: IpAddr,
     config: &Config,
     registry: &Handle,
     media: &Media,
+    keys: &Keys,
 ) -> Result<Response, Error> {
     let (id, action) = match rest.split_once('/') {
         Some((id, action)) => (id, Some(action)),
@@ -398,7 +413,7 @@ async fn moderate(
         (Some("mute"), _) => return Err(Error::MethodNotAllowed("POST")),
         (Some(_), _) => return Err(Error::NotFound),
     }
-    if !is_moderator(&req, config) {
+    if !is_moderator(&req, client.into(), keys)? {
         return Err(Error::Forbidden(
             "only the host can do this: open the moderator link printed where lanchat runs",
         ));
@@ -640,38 +655,46 @@ const MOD_MARK_COOKIE: &str = "lanchat_moderator";
 const COOKIE_MAX_AGE: &str = "Max-Age=31536000";
 
 /// Whether a request may go on: `Ok(None)` when it may, `Ok(Some(redirect))` for a
-/// page opened with `?key=` or `?mod=`, whose keys go into cookies.
-fn access(req: &Request, path: &str, config: &Config) -> Result<Option<Response>, Error> {
+/// page opened with `?key=` or `?mod=`, whose keys' tokens go into cookies.
+fn access(
+    req: &Request,
+    path: &str,
+    client: ClientKey,
+    keys: &Keys,
+) -> Result<Option<Response>, Error> {
     let page = matches!(path, "/" | "/index.html" | "/recent");
     let mut cookies = Vec::new();
     if let (true, Some(given)) = (page, query(req, "mod")) {
-        let Some(mod_key) = &config.mod_key else {
+        if !keys.has_mod_key() {
             return Err(Error::Forbidden(
                 "this chat has no moderator: start lanchat with --mod-key",
             ));
-        };
-        if !same_secret(given.as_bytes(), mod_key.as_bytes()) {
+        }
+        if !keys
+            .is_mod_key(client, Presented::Query, &given)
+            .map_err(slowed)?
+        {
             return Err(Error::Forbidden("this is not the moderator key"));
         }
+        let token = keys.mod_token().unwrap_or_default();
         cookies.push(format!(
-            "{MOD_COOKIE}={mod_key}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
+            "{MOD_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
         ));
         cookies.push(format!(
             "{MOD_MARK_COOKIE}=1; Path=/; SameSite=Strict; {COOKIE_MAX_AGE}"
         ));
     }
-    if let Some(key) = &config.key {
-        if check_key(req, path, key)? == Access::Remember {
-            cookies.push(format!(
-                "{KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
-            ));
-        }
+    if keys.has_key() && check_key(req, path, client, keys)? == Access::Remember {
+        let token = keys.key_token().unwrap_or_default();
+        cookies.push(format!(
+            "{KEY_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; {COOKIE_MAX_AGE}"
+        ));
     }
     if cookies.is_empty() {
         return Ok(None);
     }
-    // Keys go into cookies scripts cannot read and other sites cannot send, and
-    // out of the address bar (and so out of shared screenshots).
+    // Keys' tokens go into cookies scripts cannot read and other sites cannot send;
+    // the keys themselves out of the address bar (and so out of shared screenshots).
     let mut res = Response::new(StatusCode::SeeOther);
     res.insert_header(LOCATION, "/");
     res.insert_header(CACHE_CONTROL, "no-store");
@@ -681,14 +704,23 @@ fn access(req: &Request, path: &str, config: &Config) -> Result<Option<Response>
     Ok(Some(res))
 }
 
-/// Whether the request comes from the moderator: the moderator key in its cookie,
-/// or in `?mod=` (for scripts).
-fn is_moderator(req: &Request, config: &Config) -> bool {
-    let Some(mod_key) = &config.mod_key else {
-        return false;
+/// A client slowed for wrong keys, as the answer.
+fn slowed(Slowed(wait): Slowed) -> Error {
+    Error::WrongKeys(wait.as_secs() + 1)
+}
+
+/// Whether the request comes from the moderator: the token in its cookie, or the
+/// key in `?mod=` (for scripts). `Err` while the client is slowed for wrong keys.
+fn is_moderator(req: &Request, client: ClientKey, keys: &Keys) -> Result<bool, Error> {
+    if !keys.has_mod_key() {
+        return Ok(false);
+    }
+    let checked = match (query(req, "mod"), cookie(req, MOD_COOKIE)) {
+        (Some(given), _) => keys.is_mod_key(client, Presented::Query, &given),
+        (None, Some(token)) => keys.is_mod_key(client, Presented::Cookie, &token),
+        (None, None) => Ok(false),
     };
-    let given = query(req, "mod").or_else(|| cookie(req, MOD_COOKIE));
-    given.is_some_and(|k| same_secret(k.as_bytes(), mod_key.as_bytes()))
+    checked.map_err(slowed)
 }
 
 /// The first value of a query parameter.
@@ -716,47 +748,45 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 enum Access {
     /// Go on.
     Granted,
-    /// A page opened with the right `?key=`: keep the key in a cookie and send the
-    /// browser to the bare address.
+    /// A page opened with the right `?key=`: keep the key's token in a cookie and
+    /// send the browser to the bare address.
     Remember,
 }
 
 /// With an access key set: whether the request may go on. The page, the stream and
 /// posting need the key; the other files (style, script, icons, the manifest, which
 /// browsers fetch without cookies) hold nothing private. The key comes as `?key=`
-/// (the URL in the QR code, or a script) or in the cookie the page got when it was
-/// first opened with it. A page without it is [`Error::Locked`] (a page that says
-/// what to do), anything else [`Error::Unauthorized`].
-fn check_key(req: &Request, path: &str, key: &str) -> Result<Access, Error> {
+/// (the URL in the QR code, or a script), or its token in the cookie the page got
+/// when it was first opened with it. A page without it is [`Error::Locked`] (a page
+/// that says what to do), anything else [`Error::Unauthorized`].
+fn check_key(req: &Request, path: &str, client: ClientKey, keys: &Keys) -> Result<Access, Error> {
     let page = matches!(path, "/" | "/index.html" | "/recent");
     let protected =
         matches!(path, "/events" | "/message" | "/messages") || path.starts_with("/media/");
     if !page && !protected {
         return Ok(Access::Granted);
     }
-    let in_query = query(req, "key");
-    let in_cookie = cookie(req, KEY_COOKIE);
-    let by_query = in_query.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
-    let by_cookie = in_cookie.is_some_and(|k| same_secret(k.as_bytes(), key.as_bytes()));
+    // The address's key first: a link scanned again must work whatever cookie an
+    // earlier key left.
+    let (by_query, by_cookie) = match (query(req, "key"), cookie(req, KEY_COOKIE)) {
+        (Some(given), _) => (
+            keys.is_key(client, Presented::Query, &given)
+                .map_err(slowed)?,
+            false,
+        ),
+        (None, Some(token)) => (
+            false,
+            keys.is_key(client, Presented::Cookie, &token)
+                .map_err(slowed)?,
+        ),
+        (None, None) => (false, false),
+    };
     match (by_query, by_cookie, page) {
         (true, _, true) => Ok(Access::Remember),
         (true, _, false) | (_, true, _) => Ok(Access::Granted),
         (false, false, true) => Err(Error::Locked),
         (false, false, false) => Err(Error::Unauthorized),
     }
-}
-
-/// Compares a presented key with the real one in time that does not depend on
-/// where they differ, so the key cannot be guessed a byte at a time.
-fn same_secret(given: &[u8], key: &[u8]) -> bool {
-    if given.len() != key.len() {
-        return false;
-    }
-    let diff = given
-        .iter()
-        .zip(key)
-        .fold(0u8, |acc, (a, b)| acc | std::hint::black_box(a ^ b));
-    diff == 0
 }
 
 #[cfg(test)]
@@ -789,6 +819,7 @@ mod tests {
             store: None,
             post_rate: config.post_rate,
             restored: Vec::new(),
+            released: None,
         });
         let ex = smol::LocalExecutor::new();
         ex.spawn(task).detach();
@@ -796,8 +827,10 @@ mod tests {
             client: IpAddr::from([127, 0, 0, 1]),
             local: Some(SocketAddr::from(([10, 42, 0, 1], 80))),
         };
-        let media = Media::open(None, 1 << 20).unwrap();
-        let reply = smol::block_on(ex.run(handle(req, peer, config, &registry, &media)));
+        let media = Media::open(None, config.media_limits(), &Default::default()).unwrap();
+        let secret = crate::keys::Secret::load(None).unwrap();
+        let keys = Keys::new(config.key.as_deref(), config.mod_key.as_deref(), &secret);
+        let reply = smol::block_on(ex.run(handle(req, peer, config, &registry, &media, &keys)));
         registry.shutdown();
         match reply {
             Reply::Response(res) => Some(*res),
@@ -885,9 +918,13 @@ mod tests {
         assert_eq!(opened.status(), StatusCode::SeeOther);
         assert_eq!(opened.header("location").unwrap().as_str(), "/");
         let cookie = opened.header("set-cookie").unwrap().as_str();
-        assert!(cookie.starts_with("lanchat_key=tea-time;") && cookie.contains("HttpOnly"));
-        let with_cookie = [("cookie", "theme=dark; lanchat_key=tea-time")];
-        assert_eq!(status(&config, Method::Get, "/", &with_cookie), 200);
+        assert!(cookie.starts_with("lanchat_key=") && cookie.contains("HttpOnly"));
+        assert!(
+            !cookie.contains("tea-time"),
+            "a token, not the key: {cookie}"
+        );
+        let with_key_itself = [("cookie", "theme=dark; lanchat_key=tea-time")];
+        assert_eq!(status(&config, Method::Get, "/", &with_key_itself), 401);
         assert_eq!(status(&config, Method::Get, "/?key=wrong", &[]), 401);
         assert_eq!(status(&config, Method::Get, "/style.css", &[]), 200);
         assert_eq!(status(&config, Method::Post, "/message", &[]), 401);
@@ -975,13 +1012,5 @@ mod tests {
             out,
             "&lt;img src=x onerror=&#39;a&#39;&gt; &amp; &quot;b&quot;"
         );
-    }
-
-    #[test]
-    fn secrets_match_only_when_equal() {
-        assert!(same_secret(b"tea-time", b"tea-time"));
-        assert!(!same_secret(b"tea-timf", b"tea-time"));
-        assert!(!same_secret(b"tea", b"tea-time"));
-        assert!(!same_secret(b"", b"tea-time"));
     }
 }

@@ -5,7 +5,7 @@
 //! to stop, which closes every stream's queue so each stream ends its response; wait
 //! (bounded) for the connections to finish; then for the registry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -21,6 +21,7 @@ use smol::{Executor, Timer};
 
 use crate::client::ClientKey;
 use crate::conn::{self, Shared};
+use crate::media::Media;
 use crate::message::Record;
 use crate::outbox::Socket;
 use crate::registry;
@@ -86,6 +87,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (store, restored) = open_history(&config)?;
+    // Files are kept only while a message names them: at start, those of the
+    // restored history.
+    let named: HashSet<String> = restored
+        .iter()
+        .filter_map(|r| match r {
+            Record::Message(m) => Some(m.files.iter().map(|f| f.id.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let media =
+        Media::open(config.data_dir.clone(), config.media_limits(), &named).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot keep files in the data directory: {e}"),
+            )
+        })?;
+    let (released_tx, released) = async_channel::unbounded();
     let (registry, registry_task) = registry::new(registry::Options {
         history: config.history,
         backlog: config.backlog,
@@ -95,28 +114,38 @@ pub async fn serve(
         store,
         post_rate: config.post_rate,
         restored,
+        released: Some(released_tx),
     });
     let registry_task = executors.requests.spawn(stop_on_panic(registry_task));
     let (stop_tx, stop) = async_channel::bounded::<()>(1);
-    let quota = config.media_quota.unwrap_or(match config.data_dir {
-        Some(_) => 1 << 30,
-        None => 64 << 20,
-    });
-    let media = crate::media::Media::open(config.data_dir.clone(), quota.max(config.max_upload))
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot keep files in the data directory: {e}"),
-            )
-        })?;
+    let secret = crate::keys::Secret::load(config.data_dir.as_deref()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot keep the server's secret in the data directory: {e}"),
+        )
+    })?;
+    let keys = crate::keys::Keys::new(config.key.as_deref(), config.mod_key.as_deref(), &secret);
     let shared = Arc::new(Shared {
         media,
+        keys,
         opening: opening(&config),
         config,
         registry: registry.clone(),
         stop,
         executors: executors.clone(),
     });
+    // The files of messages that left history go, off the chat's threads (a removal
+    // may wait on an SD card). Ends when the registry drops its end.
+    let removing = shared.clone();
+    executors
+        .bulk
+        .spawn(async move {
+            while let Ok(ids) = released.recv().await {
+                let media = removing.clone();
+                smol::unblock(move || media.media.remove(&ids)).await;
+            }
+        })
+        .detach();
     let connections = Connections::default();
 
     accept(&executors.requests, &listener, &shared, &connections)
@@ -188,6 +217,8 @@ struct Connections {
     /// channel closes.
     alive_tx: Sender<()>,
     alive_rx: async_channel::Receiver<()>,
+    /// Connections over a cap, being answered `503` and closed.
+    refusing: Arc<AtomicUsize>,
 }
 
 impl Default for Connections {
@@ -198,31 +229,71 @@ impl Default for Connections {
             per_client: Arc::default(),
             alive_tx,
             alive_rx,
+            refusing: Arc::default(),
         }
     }
 }
 
+/// What a new connection is given.
+enum Admission {
+    /// Served, holding a slot.
+    Served(Slot),
+    /// Over a cap: answered `503` (a stream, a long `retry:`) if its head comes
+    /// within [`REFUSE_WAIT`], else closed.
+    Refused(Refusing),
+}
+
+/// Counts a connection being refused, for as long as that takes.
+struct Refusing {
+    refusing: Arc<AtomicUsize>,
+    _alive: Sender<()>,
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.refusing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long a connection over a cap may take to send its head before it is closed
+/// without an answer: a browser sends its head at once; a socket held open to take
+/// a slot sends nothing.
+const REFUSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Connections being refused at once, at most: past it, one over a cap is closed at
+/// once, without reading its head.
+const MAX_REFUSING: usize = 256;
+
 impl Connections {
-    /// Counts a new connection from `client`; `true` when it is over `cap` overall or
-    /// over `per_client` for its address.
-    fn open(&self, client: ClientKey, cap: usize, per_client: usize) -> (Slot, bool) {
-        let over_cap = self.open.fetch_add(1, Ordering::Relaxed) >= cap;
-        let mine = {
-            let mut counts = self
-                .per_client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let n = counts.entry(client).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let slot = Slot {
+    /// Counts a new connection from `client` as served, unless it is over `cap`
+    /// overall or over `per_client` for its address: then it is counted only among
+    /// those being refused, and holds nobody else's slot; `None` when even those
+    /// are [`MAX_REFUSING`] already (close it at once).
+    fn open(&self, client: ClientKey, cap: usize, per_client: usize) -> Option<Admission> {
+        let mut counts = self
+            .per_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mine = counts.get(&client).copied().unwrap_or(0);
+        if mine >= per_client || self.open.load(Ordering::Relaxed) >= cap {
+            drop(counts);
+            if self.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+                self.refusing.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            return Some(Admission::Refused(Refusing {
+                refusing: self.refusing.clone(),
+                _alive: self.alive_tx.clone(),
+            }));
+        }
+        counts.insert(client, mine + 1);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Some(Admission::Served(Slot {
             open: self.open.clone(),
             client,
             per_client: self.per_client.clone(),
             _alive: self.alive_tx.clone(),
-        };
-        (slot, over_cap || mine > per_client)
+        }))
     }
 
     /// Waits until every connection has finished, at most `grace`.
@@ -270,18 +341,31 @@ async fn accept(
         };
         let client = peer.ip();
         let config = &shared.config;
-        let (slot, over_cap) =
+        let admitted =
             connections.open(client.into(), config.max_connections, config.max_per_client);
+        let Some(admission) = admitted else {
+            // Too many being refused already: closed without a word.
+            continue;
+        };
         let shared = shared.clone();
         let socket: Socket = stream.into();
         let task = async move {
-            if over_cap {
-                let _slot = slot;
-                // Boxed: rare, and it must not make every connection's task larger.
-                let refusing = || Box::pin(conn::refuse(socket, shared));
-                conn::contain(refusing, "a refused connection").await;
-            } else {
-                conn::serve(socket, client, shared, slot).await;
+            match admission {
+                Admission::Refused(refusing) => {
+                    let _refusing = refusing;
+                    // Boxed: rare, and it must not make every connection's task larger.
+                    let refuse = || {
+                        Box::pin(async {
+                            conn::refuse(socket, shared)
+                                .or(async {
+                                    Timer::after(REFUSE_WAIT).await;
+                                })
+                                .await
+                        })
+                    };
+                    conn::contain(refuse, "a refused connection").await;
+                }
+                Admission::Served(slot) => conn::serve(socket, client, shared, slot).await,
             }
         };
         // Boxed so that each task's allocation is only as large as the connection

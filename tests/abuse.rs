@@ -137,3 +137,41 @@ fn one_address_cannot_take_every_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn silent_sockets_over_one_address_cap_hold_no_slot_from_anyone_else() {
+    let server = TestServer::with(|c| {
+        c.max_connections = 20;
+        c.max_per_client = 5;
+    });
+    // Far more than the whole cap from one address, each sending nothing.
+    let silent: Vec<std::net::TcpStream> =
+        (0..200).map(|_| connect_from(OTHER, server.addr)).collect();
+    // Everyone else is served as before.
+    let mut mine = Stream::open(server.addr, None);
+    assert_eq!(mine.status, 200);
+    assert_eq!(get(server.addr, "/").status, 200);
+    say(server.addr, "still open to others");
+    assert_eq!(mine.next_message().unwrap()["text"], "still open to others");
+    // And the sockets past that address's cap are closed, not held.
+    for s in &silent {
+        s.set_nonblocking(true).unwrap();
+    }
+    let is_closed = |s: &std::net::TcpStream| {
+        let mut byte = [0u8; 1];
+        match std::io::Read::read(&mut &*s, &mut byte) {
+            Ok(0) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    };
+    let started = Instant::now();
+    loop {
+        let closed = silent.iter().filter(|s| is_closed(s)).count();
+        if closed >= 195 {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "{closed} of 200 closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -248,6 +248,37 @@ fn the_moderator_link_is_printed_to_a_terminal_and_never_to_a_log() {
     );
 }
 
+#[test]
+fn mod_key_auto_makes_a_key_keeps_it_beside_the_history_and_says_where() {
+    let dir = std::env::temp_dir().join(format!("lanchat-auto-key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--mod-key",
+        "auto",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    let running = Running::start(&args);
+    let key = std::fs::read_to_string(dir.join("mod-key")).expect("the key kept");
+    assert!(key.len() >= 8, "{key}");
+    let opened = get(running.addr, &format!("/?mod={key}"));
+    assert_eq!(opened.status, 303, "{}", opened.text());
+    let (out, _) = running.terminate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the key in") && stdout.contains("mod-key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&key), "{stdout}");
+    // The same key after a restart.
+    let again = Running::start(&args);
+    assert_eq!(get(again.addr, &format!("/?mod={key}")).status, 303);
+    again.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Context switches so far of the process's thread named `name` (`/proc`). A new
 /// thread names itself once it first runs: waits for that, at most `WAIT`.
 fn switches_of_thread(pid: u32, name: &str) -> u64 {

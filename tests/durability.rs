@@ -327,3 +327,57 @@ fn the_server_starts_on_a_full_disk_and_compacts_once_it_can() {
     assert_eq!(backlog(again.addr), want);
     again.terminate();
 }
+
+#[test]
+fn photos_never_take_the_room_the_history_needs_also_after_a_restart() {
+    let Some(disk) = Tmpfs::mount("photos", 4096) else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--quiet",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--min-free",
+        "1MiB",
+        "--max-upload",
+        "512KiB",
+        "--post-rate",
+        "off",
+    ];
+    let running = Running::start(&args);
+    // Photos far past the disk's 4 MiB (the quota is 1 GiB): each is kept, pushing
+    // out the oldest, or refused; never one that takes the history's room.
+    let photo = multipart(
+        &[("message", "p")],
+        &[("p.jpg", "image/jpeg", &jpeg(400 << 10))],
+    );
+    let mut kept = 0;
+    for _ in 0..20 {
+        let res = upload(running.addr, &photo, &[]);
+        match res.status {
+            201 => kept += 1,
+            507 => assert!(
+                res.text().contains("no room for more files"),
+                "{}",
+                res.text()
+            ),
+            other => panic!("{other}: {}", res.text()),
+        }
+    }
+    assert!(kept > 0);
+    let mut said = Vec::new();
+    for i in 0..20 {
+        said.push(say(running.addr, &format!("text {i} {}", "x".repeat(500))));
+    }
+    running.terminate();
+    // After a restart the history is all there and text posts still go.
+    let again = Running::start(&args);
+    let mut stream = Stream::open(again.addr, None);
+    let replayed = next_ids(&mut stream, kept + said.len());
+    assert!(replayed.ends_with(&said), "{replayed:?}");
+    say(again.addr, "after the restart");
+    again.terminate();
+}

@@ -12,37 +12,6 @@ use std::path::{Path, PathBuf};
 use common::bin::*;
 use common::*;
 
-const BOUNDARY: &str = "----lanchatTestBoundary7";
-
-/// A JPEG's first bytes (start of image, a frame of 1600 × 1200), then filler.
-fn jpeg(len: usize) -> Vec<u8> {
-    let mut bytes = b"\xff\xd8\xff\xe0\x00\x04ab\xff\xc0\x00\x11\x08\x04\xb0\x06\x40\x03".to_vec();
-    bytes.resize(len, 0x5a);
-    bytes
-}
-
-/// A multipart body: text fields, then files as (name, type, bytes).
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
-    }
-    for (name, kind, bytes) in files {
-        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n").bytes());
-        body.extend_from_slice(bytes);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
-    body
-}
-
-fn upload(addr: SocketAddr, body: &[u8], extra: &[&str]) -> Response {
-    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
-    let mut headers = vec![kind.as_str(), "Accept: application/json"];
-    headers.extend_from_slice(extra);
-    request(addr, "POST", "/message", &headers, body)
-}
-
 fn post_photo(addr: SocketAddr, caption: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
     let res = upload(
         addr,
@@ -275,6 +244,8 @@ fn the_quota_lets_the_oldest_go_and_they_answer_410() {
     let server = TestServer::with(|c| {
         c.max_upload = 400 << 10;
         c.media_quota = Some(1 << 20);
+        // One client's share as large as the quota: the quota alone decides here.
+        c.media_share = Some(1 << 20);
     });
     let ids: Vec<String> = (0..3)
         .map(|i| {
@@ -296,28 +267,29 @@ fn the_quota_lets_the_oldest_go_and_they_answer_410() {
 fn files_need_the_key_and_go_with_their_deleted_message() {
     let server = TestServer::with(|c| {
         c.key = Some("k".into());
-        c.mod_key = Some("m".into());
+        c.mod_key = Some("moderator".into());
     });
+    let cookie = format!("Cookie: lanchat_key={}", key_token(server.addr, "k"));
     let res = upload(
         server.addr,
         &multipart(&[("message", "x")], &[("a.jpg", "image/jpeg", &jpeg(1000))]),
-        &["Cookie: lanchat_key=k"],
+        &[&cookie],
     );
     assert_eq!(res.status, 201, "{}", res.text());
     let m = json(&res.body);
     let path = format!("/media/{}", m["files"][0]["id"].as_str().unwrap());
     assert_eq!(get(server.addr, &path).status, 401);
-    let with_key = request(server.addr, "GET", &path, &["Cookie: lanchat_key=k"], b"");
+    let with_key = request(server.addr, "GET", &path, &[&cookie], b"");
     assert_eq!(with_key.status, 200);
     let deleted = request(
         server.addr,
         "DELETE",
-        &format!("/message/{}?mod=m", m["id"].as_str().unwrap()),
+        &format!("/message/{}?mod=moderator", m["id"].as_str().unwrap()),
         &[],
         b"",
     );
     assert_eq!(deleted.status, 204);
-    let after = request(server.addr, "GET", &path, &["Cookie: lanchat_key=k"], b"");
+    let after = request(server.addr, "GET", &path, &[&cookie], b"");
     assert_eq!(after.status, 410);
 }
 
@@ -460,4 +432,200 @@ fn an_upload_past_the_post_rate_gets_429_and_its_file_is_not_kept() {
         "only the first file and its description: {:?}",
         media_files(&dir.0)
     );
+}
+
+/// Writes a multipart post's head and first bytes on a new connection, and returns
+/// the connection to go on with.
+fn start_upload(addr: SocketAddr, length: u64, first: &[u8]) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let head = format!(
+        "POST /message HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    let mut s = connect(addr);
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(first).unwrap();
+    s
+}
+
+/// Reads the answer to a request whose body may still be being sent.
+fn answer(s: &std::net::TcpStream) -> Response {
+    read_response(&mut std::io::BufReader::new(s.try_clone().unwrap())).expect("an answer")
+}
+
+#[test]
+fn an_upload_over_the_post_rate_is_answered_before_its_file_is_sent() {
+    let dir = Dir::new("early");
+    let data = dir.0.clone();
+    let server = TestServer::with(move |c| {
+        c.data_dir = Some(data);
+        c.post_rate = Some(lanchat::config::Rate {
+            burst: 1,
+            every: std::time::Duration::from_secs(60),
+        });
+    });
+    post_photo(server.addr, "first", "a.jpg", &jpeg(10_000));
+    // The fields and the file's head; the file's 10 MiB are never sent.
+    let fields = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nsecond\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    );
+    let s = start_upload(server.addr, 10 << 20, fields.as_bytes());
+    let res = answer(&s);
+    assert_eq!(res.status, 429, "{}", res.text());
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(media_files(&dir.0).len(), 2, "{:?}", media_files(&dir.0));
+}
+
+#[test]
+fn a_body_of_endless_long_named_fields_gets_413_and_the_chat_goes_on() {
+    let server = TestServer::start();
+    let name = "n".repeat(4000);
+    let part =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n\r\n");
+    // 160 MB announced, as many parts as fit; the server stops reading long before.
+    let s = start_upload(server.addr, 160 << 20, part.as_bytes());
+    let mut writer = s.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut sent = 0u64;
+        while sent < 160 << 20 && writer.write_all(part.as_bytes()).is_ok() {
+            sent += part.len() as u64;
+        }
+        sent
+    });
+    let res = answer(&s);
+    assert_eq!(res.status, 413, "{}", res.text());
+    drop(s);
+    let sent = sending.join().unwrap();
+    assert!(
+        sent < 16 << 20,
+        "the server read {sent} bytes before it answered"
+    );
+    let mut stream = Stream::open(server.addr, None);
+    let id = say(server.addr, "still here");
+    assert_eq!(stream.next_message().unwrap()["id"], id.as_str());
+}
+
+#[test]
+fn an_upload_trickled_slower_than_the_body_rate_is_cut_with_408() {
+    let server = TestServer::with(|c| {
+        c.body_timeout = std::time::Duration::from_millis(500);
+        c.body_rate = 64 << 10;
+    });
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    );
+    let s = start_upload(server.addr, 4 << 20, head.as_bytes());
+    let mut writer = s.try_clone().unwrap();
+    // 9 KB every 200 ms: 45 KB a second, each piece well within the body timeout,
+    // for longer than a test waits.
+    let trickle = std::thread::spawn(move || {
+        use std::io::Write as _;
+        for _ in 0..60 {
+            if writer.write_all(&[0x5a; 9000]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    let res = answer(&s);
+    assert_eq!(res.status, 408, "{}", res.text());
+    assert_eq!(res.header("connection"), Some("close"));
+    drop(s);
+    trickle.join().unwrap();
+}
+
+/// An upload from another client address.
+fn upload_from(from: std::net::IpAddr, addr: SocketAddr, body: &[u8]) -> Response {
+    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
+    request_from(
+        from,
+        addr,
+        "POST",
+        "/message",
+        &[&kind, "Accept: application/json"],
+        body,
+    )
+}
+
+fn file_id(res: &Response) -> String {
+    assert_eq!(res.status, 201, "{}", res.text());
+    json(&res.body)["files"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn one_phone_posting_photos_pushes_out_its_own_oldest_not_everyone_elses() {
+    let server = TestServer::with(|c| {
+        c.max_upload = 300 << 10;
+        c.media_quota = Some(4 << 20);
+        c.media_share = Some(1 << 20);
+    });
+    let photo = multipart(
+        &[("message", "p")],
+        &[("p.jpg", "image/jpeg", &jpeg(256 << 10))],
+    );
+    let other: std::net::IpAddr = [127, 0, 0, 2].into();
+    let theirs: Vec<String> = (0..2)
+        .map(|_| file_id(&upload_from(other, server.addr, &photo)))
+        .collect();
+    let me: std::net::IpAddr = [127, 0, 0, 1].into();
+    let mine: Vec<String> = (0..30)
+        .map(|_| file_id(&upload_from(me, server.addr, &photo)))
+        .collect();
+    for id in &theirs {
+        assert_eq!(
+            get(server.addr, &format!("/media/{id}")).status,
+            200,
+            "the other phone's"
+        );
+    }
+    let kept: Vec<&String> = mine
+        .iter()
+        .filter(|id| get(server.addr, &format!("/media/{id}")).status == 200)
+        .collect();
+    // Within a share of 1 MiB: three photos of 256 KiB (and what each costs beside), the newest.
+    assert_eq!(kept, mine[27..].iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn a_post_sent_again_keeps_one_copy_of_its_file_and_files_leave_with_their_messages() {
+    let dir = Dir::new("orphans");
+    let data = dir.0.clone();
+    let server = TestServer::with(move |c| {
+        c.data_dir = Some(data);
+        c.history = 3;
+    });
+    let body = multipart(
+        &[("message", "again"), ("cid", "c0ffee")],
+        &[("a.jpg", "image/jpeg", &jpeg(20_000))],
+    );
+    let first = upload(server.addr, &body, &[]);
+    let again = upload(server.addr, &body, &[]);
+    assert_eq!(
+        json(&again.body),
+        json(&first.body),
+        "the message it already is"
+    );
+    let id = file_id(&first);
+    assert_eq!(media_files(&dir.0), [id.clone(), format!("{id}.json")]);
+    // The message leaves history (3 kept): its photo goes with it.
+    for i in 0..3 {
+        say(server.addr, &format!("later {i}"));
+    }
+    let started = std::time::Instant::now();
+    while !media_files(&dir.0).is_empty() {
+        assert!(
+            started.elapsed() < WAIT,
+            "{:?} still kept",
+            media_files(&dir.0)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(get(server.addr, &format!("/media/{id}")).status, 410);
 }

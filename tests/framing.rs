@@ -73,11 +73,14 @@ fn every_byte_in_a_header_value_is_served_or_refused_with_a_status() {
 #[test]
 fn the_key_cookie_is_read_beside_a_cookie_with_utf8() {
     let server = TestServer::with(|c| c.key = Some("tea-time".into()));
+    let token = key_token(server.addr, "tea-time");
     let res = request(
         server.addr,
         "GET",
         "/",
-        &["Cookie: theme=caf\u{e9}; lanchat_key=tea-time; lang=\u{65e5}\u{672c}"],
+        &[&format!(
+            "Cookie: theme=caf\u{e9}; lanchat_key={token}; lang=\u{65e5}\u{672c}"
+        )],
         b"",
     );
     assert_eq!(res.status, 200, "{}", res.text());

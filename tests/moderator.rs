@@ -15,7 +15,23 @@ const ME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
 const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded";
 const JSON: &str = "Accept: application/json";
-const MOD_COOKIE: &str = "Cookie: theme=caf; lanchat_mod=host-only";
+
+/// The `Cookie` header of a browser that opened the moderator link: the token the
+/// server gave it, beside a cookie of another app.
+fn mod_cookie(addr: SocketAddr) -> String {
+    let res = get(addr, &format!("/?mod={MOD_KEY}"));
+    let token = res
+        .headers
+        .iter()
+        .find_map(|(n, v)| {
+            let v = v.strip_prefix("lanchat_mod=")?;
+            n.eq_ignore_ascii_case("set-cookie")
+                .then(|| v.split(';').next().unwrap())
+        })
+        .expect("the moderator cookie")
+        .to_string();
+    format!("Cookie: theme=caf; lanchat_mod={token}")
+}
 
 fn moderated() -> TestServer {
     TestServer::with(|c| c.mod_key = Some(MOD_KEY.into()))
@@ -37,7 +53,7 @@ fn mute(addr: SocketAddr, id: &str, body: &str) -> Response {
         addr,
         "POST",
         &format!("/message/{id}/mute"),
-        &[FORM, MOD_COOKIE],
+        &[FORM, &mod_cookie(addr)],
         body.as_bytes(),
     )
 }
@@ -55,7 +71,19 @@ fn the_moderator_link_leaves_a_key_cookie_scripts_cannot_read_and_a_mark_they_ca
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(cookies.len(), 2, "{cookies:?}");
-    assert!(cookies[0].starts_with("lanchat_mod=host-only;") && cookies[0].contains("HttpOnly"));
+    // A token derived from the key, not the key.
+    let token = cookies[0]
+        .strip_prefix("lanchat_mod=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert!(
+        token.len() == 32 && !token.contains(MOD_KEY),
+        "{}",
+        cookies[0]
+    );
+    assert!(cookies[0].contains("HttpOnly"));
     assert!(cookies[1].starts_with("lanchat_moderator=1;") && !cookies[1].contains("HttpOnly"));
     for cookie in &cookies {
         assert!(cookie.contains("SameSite=Strict"), "{cookie}");
@@ -118,7 +146,11 @@ fn a_deletion_reaches_every_page_at_once_in_the_id_sequence_and_only_the_host_ca
     let res = delete(server.addr, &format!("/message/{bad}?mod=guess"), &[]);
     assert_eq!(res.status, 403);
 
-    let res = delete(server.addr, &format!("/message/{bad}"), &[MOD_COOKIE]);
+    let res = delete(
+        server.addr,
+        &format!("/message/{bad}"),
+        &[&mod_cookie(server.addr)],
+    );
     assert_eq!(res.status, 204, "{}", res.text());
     for id in [&first, &bad, &after] {
         assert_eq!(&stream.next_message().unwrap()["id"], id.as_str());
@@ -140,7 +172,7 @@ fn a_deletion_reaches_every_page_at_once_in_the_id_sequence_and_only_the_host_ca
         "/message/1-999".to_string(),
         "/message/nope".to_string(),
     ] {
-        let res = delete(server.addr, &path, &[MOD_COOKIE]);
+        let res = delete(server.addr, &path, &[&mod_cookie(server.addr)]);
         assert_eq!(res.status, 404, "{path}");
         assert!(res.text().contains("no such message"), "{}", res.text());
     }
@@ -153,7 +185,7 @@ fn a_deletion_reaches_every_page_at_once_in_the_id_sequence_and_only_the_host_ca
     let res = delete(
         server.addr,
         &format!("/message/{first}"),
-        &[MOD_COOKIE, "Origin: http://elsewhere.example"],
+        &[&mod_cookie(server.addr), "Origin: http://elsewhere.example"],
     );
     assert_eq!(res.status, 403);
 }
@@ -165,7 +197,12 @@ fn a_deleted_message_is_never_sent_again_and_pages_that_had_it_are_told() {
     let bad = say(server.addr, "deleted text");
     say(server.addr, "third");
     assert_eq!(
-        delete(server.addr, &format!("/message/{bad}"), &[MOD_COOKIE]).status,
+        delete(
+            server.addr,
+            &format!("/message/{bad}"),
+            &[&mod_cookie(server.addr)]
+        )
+        .status,
         204
     );
     // A page that saw `first` and was away: it gets the deletion, not the message.
@@ -212,7 +249,12 @@ fn a_deletion_is_gone_from_disk_and_stays_gone_after_a_restart() {
     let first = say(server.addr, "kept");
     let bad = say(server.addr, "my phone number is 0123");
     assert_eq!(
-        delete(server.addr, &format!("/message/{bad}"), &[MOD_COOKIE]).status,
+        delete(
+            server.addr,
+            &format!("/message/{bad}"),
+            &[&mod_cookie(server.addr)]
+        )
+        .status,
         204
     );
     let file = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
@@ -280,7 +322,7 @@ fn a_muted_sender_gets_403_with_the_time_left_and_everyone_else_posts() {
     assert_eq!(post_from(ME, server.addr, "hi", &[]).status, 201);
     // The host is never muted, whatever the address.
     assert_eq!(
-        post_from(OTHER, server.addr, "host", &[MOD_COOKIE]).status,
+        post_from(OTHER, server.addr, "host", &[&mod_cookie(server.addr)]).status,
         201
     );
 
@@ -307,7 +349,7 @@ fn a_muted_sender_gets_403_with_the_time_left_and_everyone_else_posts() {
 #[test]
 fn the_hosts_posts_carry_the_mark_and_no_one_else_can_give_it_to_theirs() {
     let server = moderated();
-    let host = post_from(ME, server.addr, "welcome", &[MOD_COOKIE]);
+    let host = post_from(ME, server.addr, "welcome", &[&mod_cookie(server.addr)]);
     assert_eq!(json(&host.body)["mod"], true);
     let by_query = request(
         server.addr,
@@ -334,4 +376,33 @@ fn the_hosts_posts_carry_the_mark_and_no_one_else_can_give_it_to_theirs() {
     }
     let mut stream = Stream::open(server.addr, None);
     assert_eq!(stream.next_message().unwrap()["mod"], true);
+}
+
+#[test]
+fn wrong_keys_from_one_device_are_slowed_and_the_right_key_still_opens_on_another() {
+    let server = moderated();
+    let guess = |from: IpAddr, key: &str| {
+        request_from(from, server.addr, "GET", &format!("/?mod={key}"), &[], b"")
+    };
+    for i in 0..5 {
+        assert_eq!(guess(OTHER, &format!("guess-{i}")).status, 403);
+    }
+    // The sixth within the minute is not even checked: the right key too gets 429.
+    for key in ["guess-5", MOD_KEY] {
+        let slowed = guess(OTHER, key);
+        assert_eq!(slowed.status, 429, "{}", slowed.text());
+        let wait: u64 = slowed.header("retry-after").unwrap().parse().unwrap();
+        assert!((50..=61).contains(&wait), "{wait}");
+    }
+    // Another device opens the link as ever.
+    assert_eq!(guess(ME, MOD_KEY).status, 303);
+    // The key itself is no cookie: only the token the link gave is.
+    let res = request(
+        server.addr,
+        "DELETE",
+        &format!("/message/{}", say(server.addr, "x")),
+        &[&format!("Cookie: lanchat_mod={MOD_KEY}")],
+        b"",
+    );
+    assert_eq!(res.status, 403);
 }

@@ -216,6 +216,39 @@ fn when_the_phones_agree_the_server_is_behind_message_times_follow_them_and_the_
     assert!(said[0].contains("3 h 0 min"), "{}", said[0]);
 }
 
+#[test]
+fn wrong_clocks_cannot_date_everyone_s_messages_and_honest_phones_undo_them() {
+    let server = TestServer::start();
+    let addr = server.addr;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let near_now = |m: &serde_json::Value| {
+        let time = m["time"].as_u64().unwrap();
+        assert!(time.abs_diff(now) < 10 * 60_000, "{m}");
+    };
+    let from = |n: u8| IpAddr::from([127, 0, 0, n]);
+    // Two addresses claim the year 2499: no clock reads that.
+    const Y2499: u64 = 16_725_139_200_000;
+    post_sent(from(3), addr, "a", Y2499);
+    post_sent(from(4), addr, "b", Y2499);
+    near_now(&post_sent(from(5), addr, "honest", now));
+    // Two claim a year ahead, and are all the phones there are: times follow them.
+    let year = 366 * 24 * 3600 * 1000;
+    let mut server = TestServer::start();
+    let addr = server.addr;
+    post_sent(from(3), addr, "a", now + year);
+    let ahead = post_sent(from(4), addr, "b", now + year);
+    assert!(ahead["time"].as_u64().unwrap() > now + year / 2, "{ahead}");
+    // Three honest phones post: the correction is undone, not kept.
+    for n in 5..8 {
+        post_sent(from(n), addr, "honest", now);
+    }
+    near_now(&post_sent(from(5), addr, "after", now));
+    server.stop();
+}
+
 /// Runs `scripts/hotspot` with `args`; its exit code, output and errors.
 fn hotspot(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new("bash")

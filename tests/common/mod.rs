@@ -139,6 +139,37 @@ pub fn request_from(
     )
 }
 
+pub const BOUNDARY: &str = "----lanchatTestBoundary7";
+
+/// A JPEG's first bytes (start of image, a frame of 1600 × 1200), then filler.
+pub fn jpeg(len: usize) -> Vec<u8> {
+    let mut bytes = b"\xff\xd8\xff\xe0\x00\x04ab\xff\xc0\x00\x11\x08\x04\xb0\x06\x40\x03".to_vec();
+    bytes.resize(len, 0x5a);
+    bytes
+}
+
+/// A multipart body: text fields, then files as (name, type, bytes).
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
+    }
+    for (name, kind, bytes) in files {
+        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n").bytes());
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
+    body
+}
+
+pub fn upload(addr: SocketAddr, body: &[u8], extra: &[&str]) -> Response {
+    let kind = format!("Content-Type: multipart/form-data; boundary={BOUNDARY}");
+    let mut headers = vec![kind.as_str(), "Accept: application/json"];
+    headers.extend_from_slice(extra);
+    request(addr, "POST", "/message", &headers, body)
+}
+
 /// Sends raw bytes on a new connection and reads one response.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     exchange(connect(addr), request)
@@ -189,6 +220,21 @@ pub const FORM_FOR_JSON: &[&str] = &[
 /// Posts a form as a page's `fetch` would (asking for JSON).
 pub fn post_json(addr: SocketAddr, form: &str) -> Response {
     request(addr, "POST", "/message", FORM_FOR_JSON, form.as_bytes())
+}
+
+/// The value of the access key's cookie a browser gets for opening the chat with
+/// `?key=KEY`: a token the server derives from the key, not the key.
+pub fn key_token(addr: SocketAddr, key: &str) -> String {
+    let res = get(addr, &format!("/?key={key}"));
+    assert_eq!(res.status, 303, "{}", res.text());
+    res.headers
+        .iter()
+        .find_map(|(n, v)| {
+            let v = v.strip_prefix("lanchat_key=")?;
+            n.eq_ignore_ascii_case("set-cookie")
+                .then(|| v.split(';').next().unwrap_or_default().to_string())
+        })
+        .expect("the key's cookie")
 }
 
 /// Posts a message and returns its id; panics unless it is stored.
