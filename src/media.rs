@@ -439,6 +439,9 @@ impl Media {
 
     /// Removes files (their message was deleted, or left history).
     pub fn remove(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
         let gone: Vec<Kept> = {
             let mut index = self.index();
             ids.iter().filter_map(|id| index.take(id)).collect()
