@@ -29,6 +29,59 @@ fn main() {
         });
     println!("cargo:rustc-env=LANCHAT_BUILT_MS={built_ms}");
     walk(Path::new("web"), Path::new(""), &out);
+    tools_for_tests();
+}
+
+/// Tests that need a tool this machine lacks are built as ignored, with the reason,
+/// so that `cargo test`'s summary line counts them ("1 ignored") rather than a pass
+/// that tested nothing; `LANCHAT_REQUIRE_<NAME>=1` builds them as tests that run
+/// (and fail without the tool), as CI does.
+fn tools_for_tests() {
+    println!(
+        "cargo::rustc-check-cfg=cfg(lanchat_no_browser, lanchat_no_mount, lanchat_no_netfilter, lanchat_no_bench)"
+    );
+    let runs = |program: &str, arg: &str| {
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success() || !o.stdout.is_empty() || !o.stderr.is_empty())
+    };
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    println!("cargo:rerun-if-env-changed=CHROMIUM");
+    let present = [
+        (
+            "BROWSER",
+            "lanchat_no_browser",
+            Path::new(&chromium).exists() && runs("node", "--version") && runs("npm", "--version"),
+        ),
+        (
+            "MOUNT",
+            "lanchat_no_mount",
+            root && runs("mount", "--version"),
+        ),
+        (
+            "NETFILTER",
+            "lanchat_no_netfilter",
+            root && runs("iptables", "--version"),
+        ),
+        (
+            "BENCH",
+            "lanchat_no_bench",
+            runs("wrk", "-v") && runs("nginx", "-v"),
+        ),
+    ];
+    for (name, cfg, present) in present {
+        let var = format!("LANCHAT_REQUIRE_{name}");
+        println!("cargo:rerun-if-env-changed={var}");
+        let required = std::env::var(&var).is_ok_and(|v| v == "1");
+        if !present && !required {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
 }
 
 /// The script without its lines of comment (`// ...` lines and `/* ... */` blocks

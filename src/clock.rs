@@ -145,6 +145,19 @@ impl Clock {
     }
 }
 
+/// Milliseconds since the Unix epoch; 0 on a clock set before 1970.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When this binary was built (milliseconds since 1970), as `build.rs` set it: a clock
+/// that reads earlier is wrong.
+pub fn built_ms() -> u64 {
+    env!("LANCHAT_BUILT_MS").parse().unwrap_or(0)
+}
+
 /// "3 h 12 min", "5 min", "2 days".
 fn human(ms: u64) -> String {
     let minutes = (ms + 30_000) / 60_000;

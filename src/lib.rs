@@ -5,31 +5,28 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`client`] | who a client is for the per-client limits: an IPv4 address, an IPv6 /64 |
-//! | [`config`] | `Config`, its defaults, and the flags and environment that fill it |
-//! | [`server`] | the accept loop, the connection cap, shutdown |
-//! | [`sched`] | which task a thread runs next: the chat's before files moving |
-//! | [`conn`] | one connection's keep-alive loop: heads in, answers out (a streamed or chunked one through async-h1's `Encoder`) |
-//! | [`deadline`] | a deadline waited for again and again, on one reactor timer |
-//! | [`stream`] | the writer of an `/events` stream, from its head until it ends |
-//! | [`inbound`] | a connection's reading side: request heads vetted, bodies framed |
-//! | [`routes`] | method + path to handler |
-//! | [`mod@error`] | every way a request fails; the one place errors become statuses |
-//! | [`keys`] | the access and moderator keys: checks, wrong keys slowed, cookie tokens, the server's secret |
-//! | [`limit`] | the post rate per client address, a bucket each |
-//! | [`portal`] | hotspot mode: other sites' requests, captive-portal probes |
-//! | [`multipart`], [`upload`] | a post with files: parts read one by one, files streamed to the store |
-//! | [`media`] | the files kept, the quota, what an image's bytes say |
-//! | [`download`] | a file (or one of the page's) written to a connection: head, then the bytes by `sendfile`; the head of every answer from memory |
-//! | [`clock`] | message times when this machine's clock is behind the phones' |
-//! | [`registry`] | the actor: sole owner of subscribers, history, ids, presence, heartbeat, per-client state |
-//! | [`outbox`] | one stream's queue of frames, from the registry to its socket |
-//! | [`sse`] | the SSE wire format and chunk framing |
-//! | [`message`] | the message model, form decoding, validation, JSON |
-//! | [`store`] | history on disk for `--data-dir`: append, load, compact |
-//! | [`assets`] | the files of `web/`, embedded, with ETags and gzip |
-//! | [`net`] | the LAN addresses the start-up banner shows |
-//! | [`log`] | log lines for `journalctl` |
+//! | `config` | `Config`, its defaults, and the flags and environment that fill it |
+//! | `server` | the accept loop, the connection caps, shutdown |
+//! | `sched` | which task a thread runs next: the chat's before files moving |
+//! | `http` | one connection: heads in and vetted, answers out, the `/events` writer |
+//! | `routes` | the table of routes, each with its access; handlers by concern |
+//! | `error` | every way a request fails, with its code; the one place errors become answers |
+//! | `registry` | the actor that orders messages: history, subscribers, presence, ids, mutes |
+//! | `outbox` | one stream's queue of frames, from the registry to its socket |
+//! | `sse` | the SSE wire format and chunk framing |
+//! | `message` | the message model, form decoding, validation, JSON |
+//! | `store` | history on disk for `--data-dir`: append, load, compact |
+//! | `multipart`, `upload` | a post with files: parts read one by one, files streamed to the store |
+//! | `media` | the files kept, their limits, what an image's bytes say |
+//! | `keys` | the access and moderator keys: checks, wrong keys slowed, cookie tokens, the server's secret |
+//! | `client` | who a client is for the per-client limits: an IPv4 address, an IPv6 /64 |
+//! | `clock` | the time, and message times when this machine's clock is behind the phones' |
+//! | `portal` | hotspot mode: other sites' requests, captive-portal probes, who was let in |
+//! | `assets` | the files of `web/`, embedded, with ETags and gzip |
+//! | `deadline`, `io` | a deadline waited for again and again on one timer; the socket type and I/O deadlines |
+//! | `net`, `log` | the LAN addresses the banner shows; log lines for `journalctl` |
+//!
+//! Modules are private unless a test or a fuzz target needs them.
 //!
 //! # Data flow (one way)
 //!
@@ -55,47 +52,45 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
-pub mod assets;
-pub mod client;
-pub mod clock;
+mod assets;
+mod client;
+mod clock;
 pub mod config;
-pub mod conn;
-pub mod deadline;
-pub mod download;
-pub mod error;
-pub mod inbound;
-pub mod keys;
-pub mod limit;
+mod deadline;
+mod error;
+mod http;
+mod io;
+mod keys;
 pub mod log;
-pub mod media;
+mod media;
 pub mod message;
 pub mod multipart;
 pub mod net;
-pub mod outbox;
-pub mod portal;
-pub mod registry;
-pub mod routes;
-pub mod sched;
-pub mod server;
+mod outbox;
+mod portal;
+mod registry;
+mod routes;
+mod sched;
+mod server;
 pub mod sse;
 pub mod store;
-pub mod stream;
-pub mod upload;
+mod upload;
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 
 pub use config::Config;
+pub use keys::auto_mod_key;
+pub use server::raise_open_file_limit;
 
 /// Serves `listener` with `config` until `shutdown` completes, on
 /// `config.threads` threads (this one included). Returns after every stream has been
-/// ended (or given up on after [`server::SHUTDOWN_GRACE`]).
+/// ended (or given up on after a grace of 1.5 s).
 pub fn run(
     listener: std::net::TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = smol::net::TcpListener::try_from(listener)?;
     // Every thread runs the same executors; see `sched` for the order.

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     lanchat::log::set_level(output.log_level);
     let mut config = config;
     if config.mod_key_auto {
-        match lanchat::keys::auto_mod_key(config.data_dir.as_deref()) {
+        match lanchat::auto_mod_key(config.data_dir.as_deref()) {
             Ok(key) => config.mod_key = Some(key),
             Err(e) => {
                 error!("cannot make a moderator key (--mod-key auto): {e}");
@@ -142,7 +142,7 @@ fn banner(local: std::net::SocketAddr, config: &lanchat::Config) {
 /// Raises the open-file limit, and says when the cap is still above what the
 /// system allows.
 fn raise_open_file_limit(max_connections: usize) {
-    let soft = match lanchat::server::raise_open_file_limit() {
+    let soft = match lanchat::raise_open_file_limit() {
         Ok((before, after)) => {
             if let (Some(before), Some(after)) = (before, after) {
                 if before != after {

@@ -208,6 +208,18 @@ pub enum Invalid {
 }
 
 impl Invalid {
+    /// The stable code a program reads (docs/http.md).
+    pub fn code(self) -> &'static str {
+        match self {
+            Invalid::NotUtf8 => "not_utf8",
+            Invalid::Empty => "message_empty",
+            Invalid::TooLong => "message_too_long",
+            Invalid::NameTooLong => "name_too_long",
+            Invalid::ControlCharacter => "control_character",
+            Invalid::BadCid => "bad_cid",
+        }
+    }
+
     /// A short reason for the person who sent it.
     pub fn reason(self) -> &'static str {
         match self {
@@ -345,34 +357,19 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Decodes one form component: `+` is a space, `%XX` a byte; the bytes must be UTF-8.
-/// Hand-written rather than `form_urlencoded::parse`, which replaces invalid UTF-8
-/// silently where a `400` is owed.
+/// Decodes one form component: `+` is a space, `%XX` a byte (a `%` not followed by
+/// two hex digits stays as it is); the bytes must be UTF-8. Not
+/// `form_urlencoded::parse`, which replaces invalid UTF-8 silently where a `400` is
+/// owed.
 fn decode_component(raw: &[u8]) -> Result<String, Invalid> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                raw.get(i + 1).copied().and_then(hex),
-                raw.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| Invalid::NotUtf8)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| Invalid::NotUtf8)
 }
 
 #[cfg(test)]

@@ -30,11 +30,8 @@ use std::task::{Context, Poll, Waker};
 
 use async_io::Async;
 
+use crate::io::Socket;
 use crate::sse::Frame;
-
-/// A connection's socket as the reactor knows it: one pointer, where smol's
-/// `TcpStream` carries 120 bytes of readiness state into every future that holds it.
-pub type Socket = Arc<Async<TcpStream>>;
 
 /// Frames given to one `writev`: enough to coalesce a burst, few enough that the
 /// `IoSlice` array lives on the stack.
@@ -191,11 +188,6 @@ impl Feed {
     pub fn len(&self) -> usize {
         self.inner.lock().frames.len()
     }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Drop for Feed {
@@ -267,13 +259,9 @@ impl Outbox {
     }
 
     /// Frames queued and not yet wholly written.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.lock().frames.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Lets [`Feed::push`] write to `socket` while nothing is queued; called once the
@@ -433,7 +421,7 @@ mod tests {
         assert!(outbox.write_to(&mut socket).unwrap());
         assert_eq!(socket.bytes, b"abbccc");
         assert_eq!(socket.writes, 1);
-        assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
     }
 
     #[test]

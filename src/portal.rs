@@ -14,7 +14,10 @@
 //!   sends its traffic through it; other foreign requests still go to the chat, so
 //!   any `http://` address a person types opens it.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use http_types::headers::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
 use http_types::{Request, Response, StatusCode};
@@ -133,6 +136,44 @@ const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Succ
 /// be in a sign-in sheet and offers to continue.
 pub const FROM_PORTAL: &str = "portal";
 
+/// How long a hotspot's client stays let in: a day, longer than any party.
+pub const LET_IN_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// Hotspot clients let in at most: an access point serves far fewer.
+pub const LET_IN_MAX: usize = 4096;
+
+/// The hotspot's clients that chose Continue, with when, by address (the hotspot's
+/// own network: one phone, one address). It orders no message, so it lives here,
+/// behind a lock never held across an await, not in the registry.
+#[derive(Debug, Default)]
+pub struct LetIn(Mutex<HashMap<IpAddr, Instant>>);
+
+impl LetIn {
+    /// Lets `client` in at `now`. Full: the one let in longest ago sees the sign-in
+    /// sheet again.
+    pub fn admit(&self, client: IpAddr, now: Instant) {
+        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.len() >= LET_IN_MAX && !table.contains_key(&client) {
+            table.retain(|_, since| now.duration_since(*since) < LET_IN_FOR);
+            if table.len() >= LET_IN_MAX {
+                let oldest = table.iter().min_by_key(|(_, t)| **t).map(|(ip, _)| *ip);
+                if let Some(ip) = oldest {
+                    table.remove(&ip);
+                }
+            }
+        }
+        table.insert(client, now);
+    }
+
+    /// Whether `client` is let in at `now`.
+    pub fn is_in(&self, client: IpAddr, now: Instant) -> bool {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table
+            .get(&client)
+            .is_some_and(|since| now.duration_since(*since) < LET_IN_FOR)
+    }
+}
+
 /// The host name of a `Host` header: lower case, without the port or a final dot.
 pub fn host_name(host: &str) -> String {
     let host = host.trim();
@@ -215,6 +256,22 @@ fn redirect(local: SocketAddr, from_portal: bool) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_let_in_stays_in_for_a_day_and_the_oldest_goes_when_full() {
+        let table = LetIn::default();
+        let now = Instant::now();
+        let phone = |n: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a2a_0000 + n));
+        assert!(!table.is_in(phone(1), now));
+        table.admit(phone(1), now);
+        assert!(table.is_in(phone(1), now + LET_IN_FOR - Duration::from_secs(1)));
+        assert!(!table.is_in(phone(1), now + LET_IN_FOR));
+        for n in 2..=LET_IN_MAX as u32 + 1 {
+            table.admit(phone(n), now + Duration::from_millis(u64::from(n)));
+        }
+        assert!(!table.is_in(phone(1), now), "the oldest went");
+        assert!(table.is_in(phone(2), now + Duration::from_secs(1)));
+    }
 
     #[test]
     fn host_names_lose_their_port_case_and_final_dot() {

@@ -1,4 +1,4 @@
-//! Which task a server thread runs next. The chat's tasks come before the work of
+//! Which task a thread runs next. The chat's tasks come before the work of
 //! moving photos and files, so that fifty phones fetching a photo, or a 16 MiB
 //! upload, do not make the next message wait behind them.
 //!
@@ -6,10 +6,7 @@
 //! three of them share every thread (see [`Executors`]), and [`Executors::run`]
 //! picks from them in order. It also keeps the thread's turns short: after a
 //! round that may have left tasks it yields, and `block_on` then asks the reactor
-//! for new events without waiting. Under load that keeps the reactor on this
-//! thread, instead of async-io's helper thread taking it and handing every event
-//! over with a wake-up. At rest, the patched async-io (vendor/async-io) leaves it
-//! here too, when this is the only thread.
+//! for new events without waiting, so that new posts are seen between rounds.
 
 use std::future::Future;
 

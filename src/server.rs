@@ -20,10 +20,10 @@ use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use crate::client::ClientKey;
-use crate::conn::{self, Shared};
+use crate::http::conn::{self, Shared};
+use crate::io::Socket;
 use crate::media::Media;
 use crate::message::Record;
-use crate::outbox::Socket;
 use crate::registry;
 use crate::sched::Executors;
 use crate::sse::{self, Frame};
@@ -128,6 +128,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         media,
         keys,
+        let_in: crate::portal::LetIn::default(),
         opening: opening(&config),
         config,
         registry: registry.clone(),
@@ -190,7 +191,7 @@ async fn stop_on_panic(registry_task: impl Future<Output = ()>) {
     if let Err(panic) = AssertUnwindSafe(registry_task).catch_unwind().await {
         crate::error!(
             "a bug stopped the registry: {}; the server stops",
-            conn::panic_text(&*panic)
+            crate::log::panic_text(&*panic)
         );
         std::process::abort();
     }
@@ -380,12 +381,10 @@ async fn accept(
 /// it, and two runs can start within one millisecond. A browser holding an id of an
 /// earlier run must never have it taken for one of this run's.
 fn new_epoch() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    // Seeded from the operating system's randomness for each new value.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    registry::now_millis()
+    let mut random = [0u8; 2];
+    // No randomness (never seen on Linux): the time alone still differs per run.
+    let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+    crate::clock::now_millis()
         .saturating_mul(1000)
-        .saturating_add(random % 1000)
+        .saturating_add(u64::from(u16::from_le_bytes(random)) % 1000)
 }

@@ -84,7 +84,10 @@ pub async fn read(
             }
             if part.filename.is_some() {
                 if files.len() == MAX_FILES {
-                    return Err(Error::BadRequest("at most 10 files in one message"));
+                    return Err(Error::BadRequest(
+                        "too_many_files",
+                        "at most 10 files in one message",
+                    ));
                 }
                 let stored = match admitted {
                     Some(stored) => stored,
@@ -127,7 +130,7 @@ pub async fn read(
             }
             if keep {
                 let value = String::from_utf8(value)
-                    .map_err(|_| Error::BadRequest("the form data is not valid UTF-8"))?;
+                    .map_err(|_| Error::Invalid(crate::message::Invalid::NotUtf8))?;
                 fields.push((part.name, value));
             }
         }
@@ -135,9 +138,7 @@ pub async fn read(
     }
     .await;
     let ids: Vec<String> = files.iter().map(|f| f.id.clone()).collect();
-    let draft = result.and_then(|()| {
-        Draft::from_fields(fields, files).map_err(|e| Error::BadRequest(e.reason()))
-    });
+    let draft = result.and_then(|()| Draft::from_fields(fields, files).map_err(Error::Invalid));
     if draft.is_err() {
         media.remove(&ids);
     }
@@ -190,8 +191,10 @@ impl Pace {
         let deadline = self.deadline(config);
         let step = async {
             step.await.map_err(|bad| match bad {
-                Bad::Malformed => Error::BadRequest("the multipart form data is malformed"),
-                Bad::Cut => Error::BadRequest("the request body ended too soon"),
+                Bad::Malformed => {
+                    Error::BadRequest("bad_form", "the multipart form data is malformed")
+                }
+                Bad::Cut => Error::BadRequest("body_cut", "the request body ended too soon"),
                 Bad::HeadTooLarge => Error::TooLarge,
             })
         };
@@ -334,7 +337,10 @@ async fn store(
 fn not_kept(e: media::NotKept) -> Error {
     match e {
         media::NotKept::NoRoom => Error::NoRoomForFiles,
-        media::NotKept::Io(_) => Error::NotStored,
+        media::NotKept::Io(e) => {
+            crate::warn!("cannot keep a file: {e}");
+            Error::NotStored
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -219,7 +219,6 @@ fn a_subscriber_that_never_reads_does_not_delay_the_others() {
     });
     let form = format!("message={}", encode(&text));
     let mut poster = std::io::BufReader::new(connect(server.addr));
-    let started = Instant::now();
     for _ in 0..total {
         let req = build(
             server.addr,
@@ -234,8 +233,6 @@ fn a_subscriber_that_never_reads_does_not_delay_the_others() {
     reader
         .join()
         .expect("the reading subscriber got every message");
-    // Generous bound: the point is that it finishes at all while one client is stuck.
-    assert!(started.elapsed() < Duration::from_secs(30));
     drop(stuck);
 }
 

@@ -1,7 +1,7 @@
 //! History on disk (`--data-dir`) as a Pi meets it, with the real binary: damaged
 //! lines, a disk that fills up while people chat, a start on a full disk. The full
-//! disk is a small tmpfs, which only root can mount: elsewhere those tests are
-//! skipped with a notice, and `LANCHAT_REQUIRE_MOUNT=1` makes that a failure.
+//! disk is a small tmpfs, which only root can mount: elsewhere those tests are built
+//! as ignored (build.rs), and `LANCHAT_REQUIRE_MOUNT=1` makes them run.
 
 mod common;
 
@@ -203,6 +203,7 @@ fn a_file_that_is_not_history_is_moved_aside_and_the_chat_starts() {
 }
 
 #[test]
+#[cfg_attr(lanchat_no_mount, ignore = "mounts a tmpfs: needs root")]
 fn a_full_disk_refuses_posts_with_507_and_loses_none_that_were_taken() {
     let Some(disk) = Tmpfs::mount("full", 256) else {
         return;
@@ -279,6 +280,7 @@ fn a_full_disk_refuses_posts_with_507_and_loses_none_that_were_taken() {
 }
 
 #[test]
+#[cfg_attr(lanchat_no_mount, ignore = "mounts a tmpfs: needs root")]
 fn the_server_starts_on_a_full_disk_and_compacts_once_it_can() {
     let Some(disk) = Tmpfs::mount("start-full", 256) else {
         return;
@@ -329,6 +331,7 @@ fn the_server_starts_on_a_full_disk_and_compacts_once_it_can() {
 }
 
 #[test]
+#[cfg_attr(lanchat_no_mount, ignore = "mounts a tmpfs: needs root")]
 fn photos_never_take_the_room_the_history_needs_also_after_a_restart() {
     let Some(disk) = Tmpfs::mount("photos", 4096) else {
         return;

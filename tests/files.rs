@@ -9,7 +9,6 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::bin::*;
 use common::*;
 
 fn post_photo(addr: SocketAddr, caption: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
@@ -209,11 +208,7 @@ fn a_file_over_the_limit_gets_413_and_leaves_nothing_behind() {
     );
     let res = upload(server.addr, &body, &[]);
     assert_eq!(res.status, 413);
-    assert!(
-        res.text().contains("the most is 1 MiB") || res.text().contains("too large"),
-        "{}",
-        res.text()
-    );
+    assert!(res.text().contains("the most is 100 KiB"), "{}", res.text());
     assert!(media_files(&dir.0).is_empty(), "{:?}", media_files(&dir.0));
     // The next one goes, and it is the only message.
     let ok = post_photo(server.addr, "fits", "b.jpg", &jpeg(100 << 10));
@@ -235,7 +230,8 @@ fn a_file_over_the_limit_gets_413_and_leaves_nothing_behind() {
         r.extend_from_slice(b"");
         r
     });
-    assert!(res.status == 400 || res.status == 408, "{}", res.status);
+    // The rest never comes while the client waits for an answer: too slow.
+    assert_eq!(res.status, 408, "{}", res.text());
     assert_eq!(media_files(&dir.0).len(), 2, "{:?}", media_files(&dir.0));
 }
 
@@ -281,13 +277,13 @@ fn files_need_the_key_and_go_with_their_deleted_message() {
     assert_eq!(get(server.addr, &path).status, 401);
     let with_key = request(server.addr, "GET", &path, &[&cookie], b"");
     assert_eq!(with_key.status, 200);
-    let deleted = request(
-        server.addr,
-        "DELETE",
-        &format!("/message/{}?mod=moderator", m["id"].as_str().unwrap()),
-        &[],
-        b"",
+    // The moderator's routes need the chat's key too.
+    let target = format!("/message/{}?mod=moderator", m["id"].as_str().unwrap());
+    assert_eq!(
+        request(server.addr, "DELETE", &target, &[], b"").status,
+        401
     );
+    let deleted = request(server.addr, "DELETE", &target, &[&cookie], b"");
     assert_eq!(deleted.status, 204);
     let after = request(server.addr, "GET", &path, &[&cookie], b"");
     assert_eq!(after.status, 410);
@@ -340,68 +336,27 @@ fn the_form_without_javascript_attaches_a_file_too() {
 }
 
 /// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
-fn twenty_uploads_of_10_mib_at_once_raise_memory_by_less_than_16_mib() {
-    let dir = Dir::new("memory");
-    let running = Running::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.0.to_str().unwrap(),
-        "--post-rate",
-        "off",
-        "--max-per-client",
-        "1000",
-    ]);
-    let addr = running.addr;
-    let pid = running.pid();
+fn twenty_uploads_of_10_mib_at_once_are_all_stored_whole() {
+    // Their memory is measured by scripts/upload-memory (a benchmark, not a test).
+    let dir = Dir::new("twenty");
+    let data = dir.0.clone();
+    let server = TestServer::with(move |c| c.data_dir = Some(data));
+    let addr = server.addr;
     let photo = jpeg(10 << 20);
     let body = multipart(&[("message", "big")], &[("big.jpg", "image/jpeg", &photo)]);
-    let _ = upload(
-        addr,
-        &multipart(
-            &[("message", "warm")],
-            &[("w.jpg", "image/jpeg", &jpeg(1 << 20))],
-        ),
-        &[],
-    );
-    let before = rss_kib(pid);
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
-    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let watcher = {
-        let (peak, watching) = (peak.clone(), watching.clone());
-        std::thread::spawn(move || {
-            while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        })
-    };
     let uploads: Vec<_> = (0..20)
         .map(|_| {
             let body = body.clone();
-            std::thread::spawn(move || upload(addr, &body, &[]).status)
+            std::thread::spawn(move || upload(addr, &body, &[]))
         })
         .collect();
     for u in uploads {
-        assert_eq!(u.join().unwrap(), 201);
+        let res = u.join().unwrap();
+        let id = file_id(&res);
+        let kept = std::fs::metadata(dir.0.join("media").join(&id)).unwrap();
+        assert_eq!(kept.len(), 10 << 20);
     }
-    watching.store(false, std::sync::atomic::Ordering::Relaxed);
-    watcher.join().unwrap();
-    let rise = peak.load(std::sync::atomic::Ordering::Relaxed) - before;
-    println!("RSS {before} KiB before, peak +{rise} KiB during 20 uploads of 10 MiB");
-    assert!(rise < 16 * 1024, "RSS rose by {rise} KiB");
-    let (out, _) = running.terminate();
-    assert!(out.status.success());
 }
 
 #[test]

@@ -60,6 +60,10 @@ fn publishers_flat_out_lose_and_double_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    lanchat_no_bench,
+    ignore = "needs wrk and nginx (apt install wrk nginx-light)"
+)]
 fn the_page_beside_nginx_is_answered_every_time() {
     let have = |tool: &str| {
         Command::new(tool)

@@ -84,9 +84,13 @@ fn exactly_once_at_the_join_boundary_while_messages_are_published() {
         // last id seen, reading a few messages between reconnects.
         let mut seen: Vec<String> = Vec::new();
         let mut reconnects = 0;
+        // Joins made while messages were still being published: the boundary tested.
+        let mut during = 0;
         while seen.len() < total {
+            let publishing = !done.load(Ordering::SeqCst);
             let mut stream = Stream::open(server.addr, last.as_deref());
             reconnects += 1;
+            during += usize::from(publishing);
             for _ in 0..(1 + reconnects % 7) {
                 let Some(msg) = stream.next_message() else {
                     break;
@@ -103,14 +107,13 @@ fn exactly_once_at_the_join_boundary_while_messages_are_published() {
             }
         }
         let published = publisher.join().unwrap();
-        assert!(done.load(Ordering::SeqCst));
         assert_eq!(
             seen, published,
             "round {round}: every message once, in order"
         );
         assert!(
-            reconnects > 20,
-            "round {round}: only {reconnects} reconnects"
+            during >= 10,
+            "round {round}: only {during} of {reconnects} joins while messages were published"
         );
     }
 }
@@ -281,6 +284,10 @@ impl Drop for Blackhole {
 }
 
 #[test]
+#[cfg_attr(
+    lanchat_no_netfilter,
+    ignore = "drops packets with iptables: needs root"
+)]
 fn a_client_that_vanishes_without_a_word_leaves_the_count_within_two_heartbeats_or_a_second() {
     let heartbeat = Duration::from_millis(300);
     let server = TestServer::with(|c| c.heartbeat = heartbeat);
@@ -305,12 +312,7 @@ fn a_client_that_vanishes_without_a_word_leaves_the_count_within_two_heartbeats_
     }
     // The next heartbeat, then unacknowledged for the timeout (a heartbeat, at least
     // a second), then the presence delay: about 1.6 s. Without the timeout the kernel
-    // retransmits for minutes; the bound leaves room for a busy machine.
-    assert!(
-        gone.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        gone.elapsed()
-    );
+    // retransmits for minutes, past the test's wait above.
     drop(vanishing);
 }
 

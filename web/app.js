@@ -328,12 +328,22 @@ function moderation(li, id) {
   li.append(menu);
 }
 
+/** A refusal's code and reason, as the server sends them to a script (JSON). */
+async function refusal(res) {
+  try {
+    const body = await res.json();
+    return { code: String(body.error || ''), message: String(body.message || '') };
+  } catch {
+    return { code: '', message: '' };
+  }
+}
+
 /** A moderator's request: `true` when done, else the reason to show. */
 async function moderate(path, init) {
   try {
-    const res = await fetch(path, init);
+    const res = await fetch(path, { ...init, headers: { ...init.headers, Accept: 'application/json' } });
     if (res.ok) return true;
-    return (await res.text()).replace(/^\d+ [^:]*: /, '').trim() || `not done (${res.status})`;
+    return (await refusal(res)).message || `not done (${res.status})`;
   } catch {
     return 'not done: no connection';
   }
@@ -904,7 +914,7 @@ async function deliver(item, li) {
       setSendState(li, `Slow down: sending again in ${seconds} s`);
       return seconds * 1000;
     }
-    const reason = (await res.text()).replace(/^\d+ [^:]*: /, '').trim() || `not sent (${res.status})`;
+    const reason = (await refusal(res)).message || `not sent (${res.status})`;
     if (res.status >= 500 || res.status === 408) {
       // The server is there but cannot take it now (a full disk, busy): again later.
       setSendState(li, `${reason}; trying again…`);

@@ -190,7 +190,7 @@ test('scrolled up, new messages show a hint instead of moving the list', async (
   assert.equal(await page.evaluate(() => document.getElementById('scroller').scrollTop), 0);
   await page.locator('#new-hint').tap();
   await page.locator('#new-hint').waitFor({ state: 'hidden' });
-  await page.locator('.msg .text', { hasText: 'while you read' }).isVisible();
+  assert.ok(await page.locator('.msg .text', { hasText: 'while you read' }).isVisible());
   const atEnd = await page.evaluate(() => {
     const s = document.getElementById('scroller');
     return s.scrollHeight - s.scrollTop - s.clientHeight < 2;

@@ -1,0 +1,420 @@
+//! The history ring: the newest `--history` records of the one id sequence, each
+//! with the frame it is replayed as, an index of the `cid`s of the messages in it,
+//! and the replay a stream is sent when it joins. Pure: no I/O, no clock.
+//!
+//! Invariants:
+//! - Records are in id order: those of the current epoch in `n` order (with gaps
+//!   where lines were lost on disk or ids were never used), after any of older
+//!   epochs that were restored.
+//! - A deleted message keeps its place, holding only its sender's key (for a mute);
+//!   it is in no replay, no page and no `cid` lookup from then on.
+//! - A `cid` names the newest message in the ring that carries it.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::client::ClientKey;
+use crate::message::{Id, Message, Record};
+use crate::sse::Frame;
+
+use super::frames;
+
+/// What a place in the ring holds.
+#[derive(Debug)]
+pub enum Kept {
+    /// A message with its frame: the frame for replays, the message for those who
+    /// read it as a page, the sender (not known for one restored from disk) for a
+    /// moderator's mute.
+    Message {
+        /// The message as stored and sent.
+        message: Message,
+        /// Its event, encoded once.
+        frame: Frame,
+        /// Who posted it, while this run of the server knows.
+        sender: Option<ClientKey>,
+    },
+    /// A message a moderator deleted: nothing of it is sent again.
+    Removed {
+        /// Who had posted it.
+        sender: Option<ClientKey>,
+    },
+    /// A deletion, replayed so that pages that showed the message remove it.
+    Deletion {
+        /// Its event.
+        frame: Frame,
+    },
+}
+
+impl Kept {
+    /// A record as the ring keeps it.
+    pub fn of(record: &Record, sender: Option<ClientKey>) -> Kept {
+        match record {
+            Record::Message(message) => Kept::Message {
+                frame: frames::message(message),
+                message: message.clone(),
+                sender,
+            },
+            Record::Deletion(d) => Kept::Deletion {
+                frame: frames::deletion(d),
+            },
+        }
+    }
+
+    /// What a replay sends for this place.
+    fn frame(&self) -> Option<&Frame> {
+        match self {
+            Kept::Message { frame, .. } | Kept::Deletion { frame } => Some(frame),
+            Kept::Removed { .. } => None,
+        }
+    }
+}
+
+/// One place in the ring.
+#[derive(Debug)]
+struct Stored {
+    id: Id,
+    kept: Kept,
+}
+
+/// Why a message cannot be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Not in the ring: never posted, deleted, too old, or not a message.
+    NotFound,
+    /// In the ring, but restored from disk: its sender was never written down.
+    SenderUnknown,
+}
+
+/// The newest records, at most `capacity` of them.
+#[derive(Debug)]
+pub struct History {
+    ring: VecDeque<Stored>,
+    cids: HashMap<String, Id>,
+    capacity: usize,
+}
+
+impl History {
+    /// An empty history of at most `capacity` records.
+    pub fn new(capacity: usize) -> History {
+        History {
+            ring: VecDeque::with_capacity(capacity.min(1024)),
+            cids: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// The newest `capacity` of `records` (oldest first, in id order), and the id
+    /// of the last one, after which the sequence goes on.
+    pub fn restore(capacity: usize, records: Vec<Record>) -> (History, Option<Id>) {
+        let mut history = History::new(capacity);
+        let mut last = None;
+        for record in records.into_iter().rev().take(capacity).rev() {
+            let Ok(id) = record.id().parse::<Id>() else {
+                continue;
+            };
+            last = Some(id);
+            history.push(id, Kept::of(&record, None));
+        }
+        (history, last)
+    }
+
+    /// Adds a record; returns the one it pushed out, if the ring was full (its files
+    /// are then no page's to fetch).
+    pub fn push(&mut self, id: Id, kept: Kept) -> Option<Kept> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let mut gone = None;
+        if self.ring.len() == self.capacity {
+            if let Some(old) = self.ring.pop_front() {
+                self.unindex(&old.kept);
+                gone = Some(old.kept);
+            }
+        }
+        if let Kept::Message { message, .. } = &kept {
+            if let Some(cid) = &message.cid {
+                self.cids.insert(cid.clone(), id);
+            }
+        }
+        self.ring.push_back(Stored { id, kept });
+        gone
+    }
+
+    /// Forgets the `cid` of a message leaving the ring (or its replays), unless a
+    /// newer message took it over.
+    fn unindex(&mut self, kept: &Kept) {
+        if let Kept::Message { message, .. } = kept {
+            if let (Some(cid), Some(id)) = (&message.cid, message.parsed_id()) {
+                if self.cids.get(cid) == Some(&id) {
+                    self.cids.remove(cid);
+                }
+            }
+        }
+    }
+
+    fn position(&self, id: Id) -> Option<usize> {
+        // Ids are in order within an epoch: most lookups are for recent messages.
+        self.ring.iter().rposition(|s| s.id == id)
+    }
+
+    /// Whether the message `id` is in the ring and not deleted.
+    pub fn has_message(&self, id: Id) -> bool {
+        self.position(id)
+            .is_some_and(|at| matches!(self.ring[at].kept, Kept::Message { .. }))
+    }
+
+    /// The message a page posted with this `cid`, while it is in the ring.
+    pub fn posted(&self, cid: &str) -> Option<&Message> {
+        let at = self.position(*self.cids.get(cid)?)?;
+        match &self.ring[at].kept {
+            Kept::Message { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Takes a deleted message's text out of the ring (its place stays, with its
+    /// sender); returns the ids of its files. `None` when it is not there.
+    pub fn remove(&mut self, id: Id) -> Option<Vec<String>> {
+        let at = self.position(id)?;
+        let Kept::Message { sender, .. } = self.ring[at].kept else {
+            return None;
+        };
+        let removed = std::mem::replace(&mut self.ring[at].kept, Kept::Removed { sender });
+        self.unindex(&removed);
+        match removed {
+            Kept::Message { message, .. } => {
+                Some(message.files.into_iter().map(|f| f.id).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// Who posted the message `id` (deleted or not), for a mute.
+    pub fn sender(&self, id: Id) -> Result<ClientKey, Missing> {
+        let at = self.position(id).ok_or(Missing::NotFound)?;
+        match &self.ring[at].kept {
+            Kept::Message { sender, .. } | Kept::Removed { sender } => {
+                sender.ok_or(Missing::SenderUnknown)
+            }
+            Kept::Deletion { .. } => Err(Missing::NotFound),
+        }
+    }
+
+    /// What a stream must be sent before live events, given the last id it saw
+    /// (`None` or empty: a new page), in a sequence of `epoch` whose next id is
+    /// `next_n`. A new page gets the newest `backlog` messages; a page that saw an
+    /// id still here gets exactly what came after it; any other id (unknown, another
+    /// run's, older than the ring) gets a `reset` and all that is kept.
+    pub fn replay_after(
+        &self,
+        last_event_id: Option<&str>,
+        epoch: u64,
+        next_n: u64,
+        backlog: usize,
+    ) -> Vec<Frame> {
+        // Where this epoch's records begin, and whether any of them have been let
+        // go: the front being of an older epoch means none have.
+        let first = self.ring.partition_point(|s| s.id.epoch != epoch);
+        let oldest = match self.ring.front() {
+            Some(s) if s.id.epoch != epoch => 1,
+            _ => self.ring.get(first).map_or(next_n, |s| s.id.n),
+        };
+        match last_event_id.filter(|id| !id.is_empty()) {
+            // A new page needs the newest messages only: no deletion of a message it
+            // never had.
+            None => {
+                let mut frames: Vec<Frame> = self
+                    .ring
+                    .iter()
+                    .rev()
+                    .filter_map(|s| match &s.kept {
+                        Kept::Message { frame, .. } => Some(frame.clone()),
+                        _ => None,
+                    })
+                    .take(backlog)
+                    .collect();
+                frames.reverse();
+                frames
+            }
+            Some(id) => match id.trim().parse::<Id>() {
+                // Everything after `n` is still here: send exactly that.
+                Ok(Id { epoch: e, n }) if e == epoch && n < next_n && n + 1 >= oldest => {
+                    let after = self
+                        .ring
+                        .partition_point(|s| s.id.epoch != epoch || s.id.n <= n);
+                    self.ring
+                        .iter()
+                        .skip(after)
+                        .filter_map(|s| s.kept.frame().cloned())
+                        .collect()
+                }
+                _ => std::iter::once(frames::reset())
+                    .chain(self.ring.iter().filter_map(|s| s.kept.frame().cloned()))
+                    .collect(),
+            },
+        }
+    }
+
+    /// The newest `count` messages before `before` (all of history for `None`, none
+    /// for an id history does not hold), oldest first.
+    pub fn recent(&self, before: Option<Id>, count: usize) -> Vec<Message> {
+        let end = match before {
+            None => self.ring.len(),
+            Some(id) => match self.position(id) {
+                Some(at) => at,
+                None => return Vec::new(),
+            },
+        };
+        let mut messages: Vec<Message> = self
+            .ring
+            .range(..end)
+            .rev()
+            .filter_map(|s| match &s.kept {
+                Kept::Message { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .take(count)
+            .collect();
+        messages.reverse();
+        messages
+    }
+
+    /// `cid`s indexed, for tests.
+    #[cfg(test)]
+    pub fn cids(&self) -> usize {
+        self.cids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Deletion;
+    use crate::registry::frames::ids;
+
+    fn message(id: &str, cid: Option<&str>) -> Record {
+        Record::Message(Message {
+            id: id.into(),
+            name: "a".into(),
+            text: id.into(),
+            time: 1,
+            by_mod: false,
+            cid: cid.map(str::to_string),
+            files: Vec::new(),
+        })
+    }
+
+    fn filled(capacity: usize, n: u64) -> History {
+        let mut h = History::new(capacity);
+        for i in 1..=n {
+            let record = message(&format!("77-{i}"), None);
+            h.push(Id { epoch: 77, n: i }, Kept::of(&record, None));
+        }
+        h
+    }
+
+    #[test]
+    fn replay_after_a_known_id_is_exact_and_a_new_page_gets_the_backlog() {
+        let h = filled(10, 5);
+        assert_eq!(
+            ids(&h.replay_after(Some("77-2"), 77, 6, 3)),
+            ["77-3", "77-4", "77-5"]
+        );
+        assert!(h.replay_after(Some("77-5"), 77, 6, 3).is_empty());
+        assert_eq!(
+            ids(&h.replay_after(None, 77, 6, 3)),
+            ["77-3", "77-4", "77-5"]
+        );
+        assert_eq!(
+            ids(&h.replay_after(Some(""), 77, 6, 3)),
+            ["77-3", "77-4", "77-5"]
+        );
+    }
+
+    #[test]
+    fn unknown_foreign_future_or_evicted_ids_reset() {
+        let h = filled(3, 6); // holds 4, 5, 6
+        let all = ["reset", "77-4", "77-5", "77-6"];
+        for id in ["garbage", "76-5", "77-9", "77-2"] {
+            assert_eq!(ids(&h.replay_after(Some(id), 77, 7, 3)), all, "{id}");
+        }
+        // 3 is gone, but everything after it is still here.
+        assert_eq!(
+            ids(&h.replay_after(Some("77-3"), 77, 7, 3)),
+            ["77-4", "77-5", "77-6"]
+        );
+    }
+
+    #[test]
+    fn restored_history_with_gaps_and_an_older_epoch_replays_exactly() {
+        let records = ["5-8", "5-9", "9-1", "9-2", "9-4", "9-5"]
+            .map(|id| message(id, None))
+            .to_vec();
+        let (h, last) = History::restore(100, records);
+        assert_eq!(last, Some(Id { epoch: 9, n: 5 }));
+        let replay = |id| ids(&h.replay_after(Some(id), 9, 6, 100));
+        assert_eq!(replay("9-2"), ["9-4", "9-5"]);
+        // 9-3 was lost on disk: after it comes what is left.
+        assert_eq!(replay("9-3"), ["9-4", "9-5"]);
+        assert!(replay("9-5").is_empty());
+        let all = ["reset", "5-8", "5-9", "9-1", "9-2", "9-4", "9-5"];
+        assert_eq!(replay("5-9"), all);
+        assert_eq!(replay("9-6"), all);
+        assert_eq!(ids(&h.replay_after(None, 9, 6, 100)), all[1..]);
+    }
+
+    #[test]
+    fn a_deleted_message_leaves_replays_pages_and_cids_but_keeps_its_sender() {
+        let mut h = History::new(10);
+        let sender = ClientKey::v4([10, 0, 0, 9]);
+        for (n, cid) in [(1, None), (2, Some("c2")), (3, None)] {
+            let record = message(&format!("77-{n}"), cid);
+            h.push(Id { epoch: 77, n }, Kept::of(&record, Some(sender)));
+        }
+        let target = Id { epoch: 77, n: 2 };
+        assert_eq!(h.posted("c2").map(|m| m.id.as_str()), Some("77-2"));
+        assert_eq!(h.remove(target), Some(Vec::new()));
+        let d = Record::Deletion(Deletion {
+            id: "77-4".into(),
+            delete: "77-2".into(),
+        });
+        h.push(Id { epoch: 77, n: 4 }, Kept::of(&d, None));
+        assert_eq!(
+            ids(&h.replay_after(Some("77-1"), 77, 5, 10)),
+            ["77-3", "delete"]
+        );
+        assert_eq!(ids(&h.replay_after(None, 77, 5, 10)), ["77-1", "77-3"]);
+        let texts: Vec<String> = h.recent(None, 10).into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["77-1", "77-3"]);
+        assert!(h.posted("c2").is_none());
+        assert!(!h.has_message(target));
+        assert_eq!(h.remove(target), None, "twice");
+        assert_eq!(h.sender(target), Ok(sender), "still mutable");
+        assert_eq!(h.sender(Id { epoch: 77, n: 4 }), Err(Missing::NotFound));
+    }
+
+    #[test]
+    fn older_messages_page_back_and_a_full_ring_hands_back_what_it_pushed_out() {
+        let mut h = filled(3, 3);
+        let before = |h: &History, n, count| -> Vec<String> {
+            h.recent(Some(Id { epoch: 77, n }), count)
+                .into_iter()
+                .map(|m| m.id)
+                .collect()
+        };
+        assert_eq!(before(&h, 3, 10), ["77-1", "77-2"]);
+        assert_eq!(before(&h, 3, 1), ["77-2"]);
+        assert!(before(&h, 9, 10).is_empty(), "not in history");
+        let record = message("77-4", Some("c4"));
+        let gone = h.push(Id { epoch: 77, n: 4 }, Kept::of(&record, None));
+        assert!(matches!(gone, Some(Kept::Message { message, .. }) if message.id == "77-1"));
+        // A cid leaves with its message.
+        for n in 5..=7 {
+            let record = message(&format!("77-{n}"), None);
+            h.push(Id { epoch: 77, n }, Kept::of(&record, None));
+        }
+        assert_eq!(h.cids(), 0);
+        assert!(History::new(0)
+            .push(Id { epoch: 1, n: 1 }, Kept::of(&record, None))
+            .is_none());
+    }
+}
