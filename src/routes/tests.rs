@@ -141,7 +141,7 @@ fn sample(pattern: Pattern, id: &str) -> Vec<String> {
         Pattern::Between(prefix, suffix) => vec![format!("{prefix}{id}{suffix}")],
         Pattern::Asset => [
             "/style.css",
-            "/app.js",
+            "/main.js",
             "/icon.svg",
             "/manifest.webmanifest",
         ]
@@ -244,12 +244,12 @@ fn assets_revalidate_with_their_etag_and_come_gzipped_when_accepted() {
     assert_eq!(again.unwrap().status(), StatusCode::NotModified);
     let gz = route(
         &config,
-        request(Method::Get, "/app.js", &[("accept-encoding", "gzip, br")]),
+        request(Method::Get, "/main.js", &[("accept-encoding", "gzip, br")]),
     )
     .unwrap();
     assert_eq!(gz.header("content-encoding").unwrap().as_str(), "gzip");
     assert_eq!(gz.header("vary").unwrap().as_str(), "accept-encoding");
-    let plain = route(&config, request(Method::Get, "/app.js", &[])).unwrap();
+    let plain = route(&config, request(Method::Get, "/main.js", &[])).unwrap();
     let tag = |res: &Response| res.header("etag").unwrap().as_str().to_string();
     assert_ne!(tag(&gz), tag(&plain), "one tag per encoding");
 }

@@ -1,0 +1,86 @@
+// The message box and the name: limits counted as the server counts them, Enter as
+// a phone's keyboard or a laptop's expects, and the box kept above the on-screen
+// keyboard.
+import { $, limits, on, store } from './env.js';
+import { queue } from './outbox.js';
+import { hasChosen, takeChosen } from './files.js';
+import { nearBottom, scrollToEnd } from './timeline.js';
+
+const form = $('composer');
+const input = $('message');
+const nameInput = $('name');
+const counter = $('counter');
+const NAME_KEY = 'lanchat.name';
+/** The counter shows from this many characters left, so a long message sees it coming. */
+const COUNT_FROM = 200;
+
+function autosize() {
+  input.style.height = 'auto';
+  input.style.height = `${input.scrollHeight}px`;
+}
+
+// The limits as the server counts them: in characters (Unicode code points, a line
+// break as one). The markup's maxlength, left for pages without JavaScript, counts
+// UTF-16 units and would stop a text of emoji at half its length.
+const characters = (text) => [...text.replace(/\r\n?/g, '\n')].length;
+function withinLimits() {
+  let fine = true;
+  for (const [field, max, what] of [[input, limits.message_chars, 'message'], [nameInput, limits.name_chars, 'name']]) {
+    const count = characters(field === nameInput ? field.value.trim() : field.value);
+    const over = count - max;
+    field.setCustomValidity(over > 0 ? `The ${what} is ${over} characters over the limit of ${max}.` : '');
+    fine &&= over <= 0;
+    if (field === input) {
+      counter.hidden = max - count > COUNT_FROM;
+      counter.textContent = over > 0 ? `${over} over the limit of ${max}` : `${count} / ${max}`;
+      counter.classList.toggle('over', over > 0);
+    }
+  }
+  return fine;
+}
+
+export function initComposer() {
+  nameInput.value = store.get(NAME_KEY) || '';
+  nameInput.addEventListener('input', () => store.set(NAME_KEY, nameInput.value.trim()));
+  for (const field of [input, nameInput]) {
+    field.removeAttribute('maxlength');
+    field.addEventListener('input', withinLimits);
+  }
+  on('limits', withinLimits);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value;
+    if (!text.trim() && !hasChosen()) return;
+    // What is over a limit stays in the box, with the reason, to be shortened.
+    if (!withinLimits()) {
+      form.reportValidity();
+      return;
+    }
+    const files = takeChosen();
+    input.value = '';
+    autosize();
+    queue(text.trim() ? text : '', nameInput.value.trim(), files);
+    input.focus();
+  });
+  // On a phone's keyboard Enter is the only way to break a line, and Send is a thumb
+  // away: Enter breaks the line there. With a hardware keyboard Enter sends and
+  // Shift+Enter breaks the line.
+  const touchOnly = matchMedia('(hover: none) and (pointer: coarse)').matches;
+  if (touchOnly) input.setAttribute('enterkeyhint', 'enter');
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touchOnly) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener('input', autosize);
+  // Keep the input bar above the on-screen keyboard where the browser does not
+  // resize the page for it (iOS Safari).
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener('resize', () => {
+      const follow = nearBottom();
+      document.body.style.height = `${window.visualViewport.height}px`;
+      if (follow) scrollToEnd();
+    });
+  }
+}

@@ -1,0 +1,143 @@
+// A message as a bubble. Everything from the network is set as text (textContent,
+// attributes), never parsed as HTML.
+import { limits } from './env.js';
+
+const hhmm = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+/** A bubble for message `m` (`id`, `name`, `text`, `time`, optional `mod`, `files`). */
+export function bubble(m, classes) {
+  const li = document.createElement('li');
+  li.className = `msg ${classes}`.trim();
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = m.name;
+  who.dir = 'auto';
+  who.title = m.name;
+  // Each name its own colour (a hue from a hash of the name; the theme sets the
+  // lightness, so that every hue reads on its background).
+  who.style.setProperty('--hue', String(hue(m.name)));
+  meta.append(who);
+  if (m.mod) {
+    // Set by the server for the moderator's posts only: a name can be taken, this not.
+    li.classList.add('by-host');
+    const badge = document.createElement('span');
+    badge.className = 'host';
+    badge.textContent = 'host';
+    meta.append(badge);
+  }
+  const when = document.createElement('time');
+  const date = new Date(m.time);
+  when.dateTime = date.toISOString();
+  when.textContent = hhmm(date);
+  // The whole date: on hover, and on a tap (a phone has no hover).
+  when.title = date.toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });
+  when.addEventListener('click', () => {
+    const full = when.dataset.full !== '1';
+    when.dataset.full = full ? '1' : '';
+    when.textContent = full ? when.title : hhmm(date);
+  });
+  const text = document.createElement('div');
+  text.className = 'text';
+  text.dir = 'auto';
+  text.append(...linked(m.text));
+  meta.append(when);
+  li.append(meta, text);
+  if (Array.isArray(m.files) && m.files.length) li.append(filesOf(m.files));
+  return li;
+}
+
+export const kib = (bytes) => (bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1048576).toFixed(1)} MB`);
+
+/** A message's files: photos as pictures with their room kept before they load, the rest as links. */
+function filesOf(files) {
+  const box = document.createElement('div');
+  box.className = 'files';
+  for (const f of files) {
+    if (typeof f?.id !== 'string' || !/^[0-9a-f]{32}$/.test(f.id)) continue;
+    const href = `/media/${f.id}`;
+    const a = document.createElement('a');
+    a.href = href;
+    a.target = '_blank';
+    a.rel = 'noopener';
+    if (limits.inline_types.includes(f.type) && f.width > 0 && f.height > 0) {
+      const img = document.createElement('img');
+      img.src = href;
+      img.width = f.width;
+      img.height = f.height;
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      img.alt = f.name || 'photo';
+      // Let go by the server to make room for newer ones.
+      img.addEventListener('error', () => {
+        const gone = document.createElement('span');
+        gone.className = 'gone';
+        gone.textContent = `${f.name || 'photo'}: no longer kept`;
+        a.replaceWith(gone);
+      }, { once: true });
+      a.append(img);
+    } else {
+      a.download = f.name || 'file';
+      a.textContent = `${f.name || 'file'} (${f.type || 'file'}, ${kib(f.size || 0)})`;
+    }
+    box.append(a);
+  }
+  return box;
+}
+
+/** A hue for a name, the same on every device. */
+function hue(name) {
+  let h = 2166136261;
+  for (const c of name) h = Math.imul(h ^ c.codePointAt(0), 16777619);
+  return (h >>> 0) % 360;
+}
+
+/** The text as nodes, with http: and https: addresses as links; never as HTML. */
+function linked(text) {
+  const nodes = [];
+  const re = /\bhttps?:\/\/[^\s<>"]+/gi;
+  let at = 0;
+  for (let found = re.exec(text); found; found = re.exec(text)) {
+    // Sentence punctuation after an address belongs to the sentence.
+    const url = found[0].replace(/[.,;:!?)\]'"]+$/, '');
+    let href;
+    try { href = new URL(url); } catch { continue; }
+    if (href.protocol !== 'http:' && href.protocol !== 'https:') continue;
+    nodes.push(document.createTextNode(text.slice(at, found.index)));
+    const a = document.createElement('a');
+    a.href = href.href;
+    a.textContent = url;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    nodes.push(a);
+    at = found.index + url.length;
+    re.lastIndex = at;
+  }
+  nodes.push(document.createTextNode(text.slice(at)));
+  return nodes;
+}
+
+export const dayOf = (time) => new Date(time).toDateString();
+
+/** "Today", "Yesterday", or the date. */
+export function dayLabel(time) {
+  const day = new Date(time);
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (day.toDateString() === today.toDateString()) return 'Today';
+  if (day.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  const options = { weekday: 'short', day: 'numeric', month: 'short' };
+  if (day.getFullYear() !== today.getFullYear()) options.year = 'numeric';
+  return day.toLocaleDateString([], options);
+}
+
+/** A line of small print under a message, replacing any earlier one. */
+export function note(li, text) {
+  li.querySelector('.problem')?.remove();
+  const p = document.createElement('div');
+  p.className = 'problem';
+  p.textContent = text;
+  li.append(p);
+}

@@ -1,0 +1,228 @@
+// The list of messages on screen: placing each in order, days and groups, own
+// messages, older ones as the list is scrolled up, and what a server restart leaves.
+import { $, isHost, on, parse, relay, store } from './env.js';
+import { bubble, dayLabel, dayOf } from './render.js';
+import { namesMe, notice } from './notice.js';
+import { moderation } from './moderation.js';
+
+export const scroller = $('scroller');
+export const list = $('messages');
+const hint = $('new-hint');
+
+const OWN_KEY = 'lanchat.own';
+/** Messages kept on screen; older ones are removed as new ones come. */
+const MAX_SHOWN = 1000;
+/** Ids of this browser's own messages that are remembered (to draw them as own). */
+const OWN_KEPT = 500;
+/** How close to the end of the list (px) counts as reading the newest. */
+const NEAR_END_PX = 48;
+/** Messages from one person this close together share one name. */
+const GROUP_MS = 5 * 60 * 1000;
+/** How close to the top (px) loads the page of messages before the first shown. */
+const OLDER_AT_PX = 200;
+
+/** id -> { m, li } for every message on screen, in arrival order. */
+export const shown = new Map();
+/** id -> the pending bubble of a message this tab sent, until its event arrives. */
+export const pendingById = new Map();
+/** cid -> the pending bubble of a message of this page's outbox. */
+export const pendingByCid = new Map();
+/** The id of the last event in the sequence this page has. */
+export const last = { id: '' };
+
+// ---- own messages: ids this browser posted, shared by its tabs --------------------
+const readOwn = () => { try { return new Set(JSON.parse(store.get(OWN_KEY) || '[]')); } catch { return new Set(); } };
+export let own = readOwn();
+export function rememberOwn(id) {
+  own.add(id);
+  const kept = [...own].slice(-OWN_KEPT);
+  own = new Set(kept);
+  store.set(OWN_KEY, JSON.stringify(kept));
+  // To every other tab: this id is ours, draw it as own.
+  relay({ type: 'own', id });
+}
+export function markOwn(id) {
+  own.add(id);
+  shown.get(id)?.li.classList.add('own');
+}
+addEventListener('storage', (e) => { if (e.key === OWN_KEY) own = readOwn(); });
+
+export const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_END_PX;
+export function scrollToEnd() {
+  scroller.scrollTop = scroller.scrollHeight;
+  hint.hidden = true;
+}
+scroller.addEventListener('scroll', () => { if (nearBottom()) hint.hidden = true; });
+hint.addEventListener('click', scrollToEnd);
+
+/** The confirmed message before or after `li` in the list, skipping anything else. */
+function neighbour(li, forward) {
+  let el = forward ? li.nextElementSibling : li.previousElementSibling;
+  while (el && !(el.matches('.msg[data-id]'))) {
+    if (el.matches('.day.restart')) return null;
+    el = forward ? el.nextElementSibling : el.previousElementSibling;
+  }
+  return el;
+}
+
+/**
+ * Fits a message just placed into its surroundings: a separator when the day
+ * changes, its name hidden when it follows one of the same person's shortly before;
+ * and the same for the message after it.
+ */
+function fitIn(li) {
+  for (const el of [li, neighbour(li, true)]) {
+    if (!el) continue;
+    const m = shown.get(el.dataset.id)?.m;
+    if (!m) continue;
+    const before = neighbour(el, false);
+    const prev = before && shown.get(before.dataset.id)?.m;
+    let sep = el.previousElementSibling;
+    if (!(sep && sep.matches('.day:not(.restart)'))) sep = null;
+    const newDay = !prev || dayOf(prev.time) !== dayOf(m.time);
+    if (newDay && !sep) {
+      sep = document.createElement('li');
+      sep.className = 'day';
+      list.insertBefore(sep, el);
+    } else if (!newDay && sep) {
+      sep.remove();
+      sep = null;
+    }
+    if (sep) sep.textContent = dayLabel(m.time);
+    const sameSender = prev && !newDay && prev.name === m.name && Boolean(prev.mod) === Boolean(m.mod)
+      && m.time - prev.time < GROUP_MS && el.classList.contains('own') === before.classList.contains('own');
+    el.classList.toggle('cont', Boolean(sameSender));
+  }
+}
+
+/** A message that leaves the list takes its separator with it when that leads nothing. */
+function unfit(li) {
+  const next = neighbour(li, true);
+  const sep = li.previousElementSibling;
+  li.remove();
+  if (sep && sep.matches('.day:not(.restart)')) {
+    const after = sep.nextElementSibling;
+    if (!after || !after.matches('.msg[data-id]')) sep.remove();
+  }
+  if (next) fitIn(next);
+}
+
+export function removeMessage(id) {
+  const entry = shown.get(id);
+  if (!entry) return;
+  shown.delete(id);
+  unfit(entry.li);
+  showEmpty();
+}
+on('deleted', removeMessage);
+
+/** A bubble for a message from the server, with what it needs on this page. */
+function confirmed(m, isOwn) {
+  const li = bubble(m, isOwn ? 'own' : '');
+  li.dataset.id = m.id;
+  if (isHost) moderation(li, m.id);
+  shown.set(m.id, { m, li });
+  return li;
+}
+
+/** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up. */
+function place(li, isOwn) {
+  const follow = nearBottom();
+  list.insertBefore(li, list.querySelector('.msg.pending, .msg.failed'));
+  if (follow || isOwn) scrollToEnd();
+  else hint.hidden = false;
+}
+
+export function showMessage(m) {
+  if (!m || typeof m.id !== 'string') return;
+  last.id = m.id;
+  if (shown.has(m.id)) return; // a replay after a reconnect: already here
+  // This page's own message: by its id once the answer came, or by its cid when the
+  // event came first (or the answer was lost).
+  const pending = pendingById.get(m.id) || (m.cid && pendingByCid.get(m.cid));
+  if (pending) {
+    pending.remove();
+    pendingById.delete(m.id);
+    if (m.cid) pendingByCid.delete(m.cid);
+  }
+  const isOwn = own.has(m.id) || Boolean(pending);
+  const li = confirmed(m, isOwn);
+  const mention = !isOwn && namesMe(m.text);
+  if (mention) li.classList.add('mention');
+  // Still on the server after a reset: no longer only on this device.
+  list.querySelector(`.msg.stale[data-stale-id="${CSS.escape(m.id)}"]`)?.remove();
+  place(li, isOwn);
+  fitIn(li);
+  showEmpty();
+  if (!isOwn) notice(m, mention);
+  if (shown.size > MAX_SHOWN) {
+    const oldest = list.querySelector('.msg[data-id]');
+    shown.delete(oldest.dataset.id);
+    unfit(oldest);
+  }
+}
+
+/** An empty chat says what to do. */
+export function showEmpty() {
+  $('empty').hidden = list.querySelector('.msg') !== null;
+}
+
+// ---- older messages, as the list is scrolled up ------------------------------------
+let olderMore = true;
+let olderLoading = false;
+async function loadOlder() {
+  const first = list.querySelector('.msg[data-id]');
+  if (olderLoading || !olderMore || !first || scroller.scrollTop > OLDER_AT_PX) return;
+  olderLoading = true;
+  try {
+    const res = await fetch(`/messages?before=${encodeURIComponent(first.dataset.id)}&limit=50`);
+    if (!res.ok) return;
+    const page = await res.json();
+    olderMore = Boolean(page.more);
+    // Where the reader is stays where it is, however much goes in above.
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    for (const m of page.messages.reverse()) {
+      if (shown.has(m.id) || !list.contains(first)) continue;
+      const li = confirmed(m, own.has(m.id));
+      const top = list.querySelector('.msg[data-id]');
+      list.insertBefore(li, top.previousElementSibling?.matches('.day') ? top.previousElementSibling : top);
+      fitIn(li);
+    }
+    scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  } catch { /* again at the next scroll */ } finally {
+    olderLoading = false;
+  }
+}
+scroller.addEventListener('scroll', loadOlder, { passive: true });
+
+/**
+ * The server does not know the last id this page saw: it restarted without its
+ * history, or this page was away longer than the history kept. Everything it still
+ * has follows. What this page showed stays, under a note, until the server sends it
+ * again: what it never does was lost with the server's memory and is now only here.
+ */
+export function reset() {
+  list.querySelector('.day.restart')?.remove();
+  for (const [id, { li }] of shown) {
+    li.classList.add('stale');
+    li.dataset.staleId = id;
+    delete li.dataset.id;
+    li.querySelector('.mod-toggle')?.remove();
+  }
+  shown.clear();
+  const stale = list.querySelectorAll('.msg.stale');
+  if (stale.length) {
+    const mark = document.createElement('li');
+    mark.className = 'day restart';
+    mark.textContent = 'The server restarted: the messages above are only on this device.';
+    stale[stale.length - 1].after(mark);
+  }
+  olderMore = true;
+}
+
+/** A deletion has its own place in the id sequence, after the message it removes. */
+export function deletion(data, id) {
+  if (id) last.id = id;
+  const d = parse(data);
+  if (d) removeMessage(d.id);
+}
