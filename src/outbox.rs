@@ -133,7 +133,7 @@ impl Feed {
         let drained = std::mem::take(&mut self.drained);
         if let (true, true, Some(socket)) = (direct, drained, &self.socket) {
             // Nothing of the queue's is touched: its lock and its memory were a
-            // large share of the cache misses of a broadcast (BENCHMARKS.md, "Where
+            // large share of the cache misses of a broadcast (docs/perf-journal.md, "Where
             // the rest goes").
             match send(socket, frame) {
                 Ok(n) if n == frame.len() => {

@@ -46,7 +46,7 @@ pub struct Config {
     /// taken for gone.
     pub write_timeout: Duration,
     /// Executor threads; the writing of streams spreads over them. One by default:
-    /// a room of tens of phones costs least on one thread (BENCHMARKS.md,
+    /// a room of tens of phones costs least on one thread (docs/perf-journal.md,
     /// "Threads"); more only pay with thousands of streams under a flood of posts.
     pub threads: usize,
     /// Where history is kept across restarts; none by default, so nothing is

@@ -20,7 +20,7 @@ pub const CONGESTION_MIN_BEHIND: usize = 16;
 pub struct Subscribers {
     /// In the order they joined, which is about the order the kernel allocated
     /// their sockets: a broadcast walks the kernel's memory in order, not at random
-    /// as a hash map's order would (BENCHMARKS.md, "What moved the figures").
+    /// as a hash map's order would (docs/perf-journal.md, "What moved the figures").
     feeds: BTreeMap<u64, Feed>,
     next_key: u64,
     /// Frames a stream may have queued before it is dropped.
