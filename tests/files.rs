@@ -341,7 +341,11 @@ fn twenty_uploads_of_10_mib_at_once_are_all_stored_whole() {
     // Their memory is measured by scripts/upload-memory (a benchmark, not a test).
     let dir = Dir::new("twenty");
     let data = dir.0.clone();
-    let server = TestServer::with(move |c| c.data_dir = Some(data));
+    let server = TestServer::with(move |c| {
+        c.data_dir = Some(data);
+        // All from one address: its share must hold all twenty.
+        c.media_share = Some(1 << 30);
+    });
     let addr = server.addr;
     let photo = jpeg(10 << 20);
     let body = multipart(&[("message", "big")], &[("big.jpg", "image/jpeg", &photo)]);
