@@ -220,6 +220,8 @@ pub struct Slowed(pub Duration);
 /// keys counted.
 #[derive(Debug)]
 pub struct Keys {
+    /// The server's secret, for device tags.
+    secret: Secret,
     key: Option<String>,
     mod_key: Option<String>,
     key_token: Option<String>,
@@ -232,12 +234,22 @@ impl Keys {
     pub fn new(key: Option<&str>, mod_key: Option<&str>, secret: &Secret) -> Keys {
         let token = |purpose: &str, key: &str| secret.digest(&[purpose.as_bytes(), key.as_bytes()]);
         Keys {
+            secret: secret.clone(),
             key_token: key.map(|k| token("key", k)),
             mod_token: mod_key.map(|k| token("mod", k)),
             key: key.map(str::to_string),
             mod_key: mod_key.map(str::to_string),
             guesses: Mutex::default(),
         }
+    }
+
+    /// The public tag of the device whose page holds `secret`: 12 hex digits of the
+    /// server's keyed digest of it. Only a browser that holds the secret can post
+    /// under the tag, and the tag does not give the secret away.
+    pub fn device_tag(&self, secret: &str) -> String {
+        let mut tag = self.secret.digest(&[b"device", secret.as_bytes()]);
+        tag.truncate(12);
+        tag
     }
 
     /// Whether an access key is set.
@@ -391,6 +403,18 @@ mod tests {
         assert_ne!(other.mod_token(), keys.mod_token());
         let changed = Keys::new(Some("tea-time"), Some("host-only-43"), &Secret([7; 16]));
         assert_ne!(changed.mod_token(), keys.mod_token());
+    }
+
+    #[test]
+    fn a_device_tag_is_the_same_for_one_secret_and_says_nothing_of_it() {
+        let keys = keys();
+        let tag = keys.device_tag("0123456789abcdef0123");
+        assert_eq!(tag, keys.device_tag("0123456789abcdef0123"));
+        assert_eq!(tag.len(), 12);
+        assert_ne!(tag, keys.device_tag("0123456789abcdef0124"));
+        // Another server's secret, another tag: a tag is not made without it.
+        let other = Keys::new(None, None, &Secret([8; 16]));
+        assert_ne!(tag, other.device_tag("0123456789abcdef0123"));
     }
 
     #[test]

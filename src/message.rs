@@ -45,6 +45,9 @@ pub const ANONYMOUS: &str = "anonymous";
 /// any script that is within them is never refused for its bytes.
 pub const MAX_FORM_BYTES: usize = (MAX_TEXT_CHARS + MAX_NAME_CHARS) * 12 + 512;
 
+/// The fields of a post; others are read past.
+pub const FIELDS: &[&str] = &["message", "name", "cid", "sent", "written", "device"];
+
 /// Above this a `sent` time is not taken (the year 2500): no real clock reads it.
 const MAX_SENT_MS: u64 = 16_725_225_600_000;
 
@@ -105,7 +108,25 @@ pub struct Message {
     /// Files (photos) the message carries; its text is then their caption.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::media::FileInfo>,
+    /// The poster's device tag: derived by the server from a secret only that
+    /// browser holds (see `keys::Keys::device_tag`), so that the page can tell two
+    /// people of one name apart and no one can post under another's tag. Not an
+    /// account: a browser that forgets its secret is a new device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// When it was written, in server time, for a message that reached the server
+    /// more than [`LATE`] after it was typed (it waited in the page's outbox); `time`
+    /// is then when it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<u64>,
 }
+
+/// A message delivered later than this after it was written shows both times.
+pub const LATE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest a message may have waited in a page's outbox, as far as its written
+/// time goes: older claims are taken as this.
+pub const MAX_WAITED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -188,7 +209,21 @@ pub struct Draft {
     pub cid: Option<String>,
     /// Files stored with it; with any, the text may be empty (no caption).
     pub files: Vec<crate::media::FileInfo>,
+    /// The device tag, set by the route from [`Draft::device_secret`]; never the
+    /// secret.
+    pub device: Option<String>,
+    /// The `device` field as posted: the browser's own secret, which the route turns
+    /// into the tag and which goes no further.
+    pub device_secret: Option<String>,
+    /// What the poster's clock read when the message was typed (the `written`
+    /// field): with `sent`, how long it waited before it was sent.
+    pub written: Option<u64>,
 }
+
+/// Longest device secret: room for 32 random bytes in hex, and no more.
+pub const MAX_DEVICE_CHARS: usize = 64;
+/// Shortest device secret: 96 random bits in hex, as the page makes.
+pub const MIN_DEVICE_CHARS: usize = 16;
 
 /// Why a posted body is not a message; each reads as the reason in a `400`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +240,8 @@ pub enum Invalid {
     ControlCharacter,
     /// A `cid` that is not 1 to [`MAX_CID_CHARS`] letters, digits, `-` or `_`.
     BadCid,
+    /// A `device` secret that is not 16 to 64 letters, digits, `-` or `_`.
+    BadDevice,
 }
 
 impl Invalid {
@@ -217,6 +254,7 @@ impl Invalid {
             Invalid::NameTooLong => "name_too_long",
             Invalid::ControlCharacter => "control_character",
             Invalid::BadCid => "bad_cid",
+            Invalid::BadDevice => "bad_device",
         }
     }
 
@@ -241,6 +279,7 @@ impl Invalid {
                 max_cid_chars!(),
                 " letters, digits, '-' or '_'"
             ),
+            Invalid::BadDevice => "the device must be 16 to 64 letters, digits, '-' or '_'",
         }
     }
 }
@@ -255,7 +294,7 @@ impl Draft {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let key = decode_component(parts.next().unwrap_or_default())?;
             // Fields of no use here are not even decoded: whatever they hold is fine.
-            if !matches!(key.as_str(), "message" | "name" | "cid" | "sent") {
+            if !FIELDS.contains(&key.as_str()) {
                 continue;
             }
             let value = decode_component(parts.next().unwrap_or_default())?;
@@ -264,8 +303,9 @@ impl Draft {
         Draft::from_fields(fields, Vec::new())
     }
 
-    /// Validates decoded fields (`message`, `name`, `cid`, `sent`; others are
-    /// ignored, of repeated ones the first counts), with the files stored for them.
+    /// Validates decoded fields (see [`FIELDS`]; others are ignored, of repeated ones
+    /// the first counts), with the files stored for them. A `device` field is checked
+    /// here and kept in [`Draft::device_secret`] until the route turns it into a tag.
     pub fn from_fields(
         fields: Vec<(String, String)>,
         files: Vec<crate::media::FileInfo>,
@@ -273,13 +313,17 @@ impl Draft {
         let mut text = None;
         let mut name = None;
         let mut sent = None;
+        let mut written = None;
         let mut cid = None;
+        let mut device = None;
         for (key, value) in fields {
             let slot = match key.as_str() {
                 "message" => &mut text,
                 "name" => &mut name,
                 "sent" => &mut sent,
+                "written" => &mut written,
                 "cid" => &mut cid,
+                "device" => &mut device,
                 _ => continue,
             };
             if slot.is_none() {
@@ -290,10 +334,22 @@ impl Draft {
         // A photo needs no caption.
         let mut draft = Draft::validate(name.as_deref().unwrap_or(""), &text, !files.is_empty())?;
         draft.files = files;
-        // Only a help for a wrong server clock: a value that is not a time is left out.
-        draft.sent = sent
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|ms| *ms < MAX_SENT_MS);
+        // Only helps (a wrong server clock, a late message's written time): a value
+        // that is not a time is left out.
+        let time = |v: Option<String>| {
+            v.and_then(|s| s.parse::<u64>().ok())
+                .filter(|ms| *ms < MAX_SENT_MS)
+        };
+        draft.sent = time(sent);
+        draft.written = time(written);
+        if let Some(device) = device {
+            let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            let len = device.len();
+            if !(MIN_DEVICE_CHARS..=MAX_DEVICE_CHARS).contains(&len) || !device.bytes().all(fine) {
+                return Err(Invalid::BadDevice);
+            }
+            draft.device_secret = Some(device);
+        }
         if let Some(cid) = cid {
             let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
             if cid.is_empty() || cid.len() > MAX_CID_CHARS || !cid.bytes().all(fine) {
@@ -346,6 +402,9 @@ impl Draft {
             sent: None,
             cid: None,
             files: Vec::new(),
+            device: None,
+            device_secret: None,
+            written: None,
         })
     }
 }
@@ -495,6 +554,8 @@ mod tests {
             by_mod: false,
             cid: None,
             files: Vec::new(),
+            device: None,
+            written: None,
         };
         assert_eq!(
             m.to_json(),
@@ -540,6 +601,33 @@ mod tests {
     }
 
     #[test]
+    fn a_device_secret_is_a_long_token_or_a_clear_400_and_written_a_time() {
+        let d = Draft::from_form(b"message=hi&device=0123456789abcdefXYZ_-&written=1795560293518")
+            .unwrap();
+        assert_eq!(d.device_secret.as_deref(), Some("0123456789abcdefXYZ_-"));
+        assert_eq!(d.device, None, "the tag is the route's to make");
+        assert_eq!(d.written, Some(1_795_560_293_518));
+        for bad in [
+            "short",
+            "0123456789abcdef%20",
+            &"a".repeat(MAX_DEVICE_CHARS + 1),
+        ] {
+            let form = format!("message=hi&device={bad}");
+            assert_eq!(
+                Draft::from_form(form.as_bytes()),
+                Err(Invalid::BadDevice),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Draft::from_form(b"message=hi&written=soon")
+                .unwrap()
+                .written,
+            None
+        );
+    }
+
+    #[test]
     fn a_form_cannot_make_a_message_the_hosts() {
         assert!(
             !Draft::from_form(b"message=hi&mod=true&by_mod=1")
@@ -558,6 +646,8 @@ mod tests {
             by_mod: true,
             cid: None,
             files: Vec::new(),
+            device: None,
+            written: None,
         });
         let d = Record::Deletion(Deletion {
             id: "5-2".into(),

@@ -334,6 +334,8 @@ mod tests {
             by_mod: false,
             cid: None,
             files: Vec::new(),
+            device: None,
+            written: None,
         })
     }
 
@@ -540,6 +542,8 @@ mod tests {
             by_mod: false,
             cid: None,
             files: Vec::new(),
+            device: None,
+            written: None,
         });
         store.append(&[msg(4, 1), secret, msg(4, 3)]).unwrap();
         assert!(fs::read_to_string(dir.history()).unwrap().contains("phone"));

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::media::{self, FileInfo, Media};
 use crate::message::{Draft, MAX_FORM_BYTES};
 use crate::multipart::{Bad, Multipart};
-use crate::registry::{Handle, PublishError};
+use crate::registry::{Handle, PostCheck, PublishError};
 
 /// Files one post may carry.
 pub const MAX_FILES: usize = 10;
@@ -35,9 +35,6 @@ pub const MAX_PARTS: usize = 32;
 /// name in UTF-8 is a few hundred).
 pub const MAX_TEXT: usize = MAX_FORM_BYTES + MAX_FILES * 1024;
 
-/// The text fields a post is made of; others are read past, never kept.
-const FIELDS: &[&str] = &["message", "name", "cid", "sent"];
-
 /// The first bytes of a file kept aside, to tell its type and an image's size.
 const SNIFF: usize = 64 * 1024;
 
@@ -49,6 +46,8 @@ pub struct Poster<'a> {
     pub client: ClientKey,
     /// The moderator, whom nothing holds back.
     pub by_mod: bool,
+    /// The keys, which turn a device's secret into its tag.
+    pub keys: &'a crate::keys::Keys,
 }
 
 /// Reads a multipart post: its fields and its files, stored. The files of a post
@@ -92,12 +91,19 @@ pub async fn read(
                 let stored = match admitted {
                     Some(stored) => stored,
                     None => {
-                        let cid = fields.iter().find(|(k, _)| k == "cid").map(|(_, v)| v);
-                        let asked =
-                            poster
-                                .registry
-                                .admit(poster.client, poster.by_mod, cid.cloned());
-                        let stored = asked.await.map_err(refusal)?;
+                        let field = |name: &str| {
+                            fields
+                                .iter()
+                                .find(|(k, _)| k == name)
+                                .map(|(_, v)| v.clone())
+                        };
+                        let check = PostCheck {
+                            client: poster.client,
+                            by_mod: poster.by_mod,
+                            device: field("device").map(|d| poster.keys.device_tag(&d)),
+                            cid: field("cid"),
+                        };
+                        let stored = poster.registry.admit(check).await.map_err(refusal)?;
                         admitted = Some(stored);
                         stored
                     }
@@ -113,7 +119,7 @@ pub async fn read(
                 }
                 continue;
             }
-            let keep = FIELDS.contains(&part.name.as_str());
+            let keep = crate::message::FIELDS.contains(&part.name.as_str());
             let mut value = Vec::new();
             loop {
                 let before = value.len();
@@ -423,10 +429,13 @@ mod tests {
         });
         let media =
             Media::open(None, Config::default().media_limits(), &Default::default()).unwrap();
+        let secret = crate::keys::Secret::load(None).unwrap();
+        let keys = crate::keys::Keys::new(None, None, &secret);
         let poster = Poster {
             registry: &registry,
             client: ClientKey::v4([127, 0, 0, 1]),
             by_mod: false,
+            keys: &keys,
         };
         let config = Config::default();
         let result = smol::block_on(read(&mut req, "XyZ", &config, &media, poster));

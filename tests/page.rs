@@ -76,3 +76,36 @@ fn older_messages_need_the_key_and_ping_does_not() {
         (204, Some("no-store"))
     );
 }
+
+#[test]
+fn a_device_tag_comes_from_the_secret_only_its_browser_holds() {
+    let server = TestServer::start();
+    let post = |device: &str| {
+        let res = post_json(server.addr, &format!("name=Ana&message=hi&device={device}"));
+        assert_eq!(res.status, 201, "{}", res.text());
+        json(&res.body)
+    };
+    let ana = post("0123456789abcdef0123456789abcdef");
+    let tag = ana["device"].as_str().expect("a tag").to_string();
+    assert_eq!(tag.len(), 12);
+    assert!(
+        !ana.to_string().contains("0123456789abcdef0123"),
+        "the secret goes nowhere"
+    );
+    assert_eq!(
+        post("0123456789abcdef0123456789abcdef")["device"],
+        tag.as_str()
+    );
+    // Another browser named Ana, and one that posts Ana's tag as its secret: neither
+    // gets her tag.
+    let other = post("fedcba9876543210fedcba9876543210");
+    assert_ne!(other["device"], tag.as_str());
+    let forger = post(&format!("{tag}{tag}"));
+    assert_ne!(forger["device"], tag.as_str());
+    let bad = post_json(server.addr, "message=hi&device=short");
+    assert_eq!(bad.status, 400);
+    // A form without one (no JavaScript) has no tag.
+    assert!(json(&post_json(server.addr, "message=plain").body)
+        .get("device")
+        .is_none());
+}

@@ -89,6 +89,8 @@ mod tests {
             by_mod: false,
             cid: None,
             files: Vec::new(),
+            device: None,
+            written: None,
         };
         let frame = message(&m);
         let (len, body) = text(&frame).split_once("\r\n").unwrap();

@@ -13,6 +13,19 @@ use crate::outbox::Outbox;
 use crate::sse::Frame;
 use crate::store::Store;
 
+/// A post asking to be admitted before its files are read.
+#[derive(Debug)]
+pub struct PostCheck {
+    /// Who is posting.
+    pub client: ClientKey,
+    /// Posted by the moderator, whom nothing holds back.
+    pub by_mod: bool,
+    /// The poster's device tag, if its page sent its secret before the files.
+    pub device: Option<String>,
+    /// The post's `cid`, if it came before its files.
+    pub cid: Option<String>,
+}
+
 /// What the registry is told to do.
 #[derive(Debug)]
 pub enum Command {
@@ -41,12 +54,8 @@ pub enum Command {
     /// whether a post with its `cid` is already stored (then its files are not kept
     /// again). Takes nothing from the post rate: the post itself does.
     Admit {
-        /// Who is posting.
-        client: ClientKey,
-        /// Posted by the moderator, whom nothing holds back.
-        by_mod: bool,
-        /// The post's `cid`, if it came before its files.
-        cid: Option<String>,
+        /// Who asks, and for which post.
+        asked: PostCheck,
         /// `Ok(true)`: already stored.
         reply: Sender<Result<bool, NotPublished>>,
     },
@@ -235,18 +244,8 @@ impl Handle {
     /// Whether `client` may post now (`Ok(true)` when a post with `cid` is already
     /// stored), asked before a post's files are read so that a refused or repeated
     /// upload costs no disk.
-    pub async fn admit(
-        &self,
-        client: ClientKey,
-        by_mod: bool,
-        cid: Option<String>,
-    ) -> Result<bool, PublishError> {
-        let asked = self.ask(|reply| Command::Admit {
-            client,
-            by_mod,
-            cid,
-            reply,
-        });
+    pub async fn admit(&self, asked: PostCheck) -> Result<bool, PublishError> {
+        let asked = self.ask(|reply| Command::Admit { asked, reply });
         match asked.await {
             Some(admitted) => admitted.map_err(PublishError::from),
             None => Err(PublishError::Stopped),

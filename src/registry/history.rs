@@ -6,7 +6,7 @@
 //! - Records are in id order: those of the current epoch in `n` order (with gaps
 //!   where lines were lost on disk or ids were never used), after any of older
 //!   epochs that were restored.
-//! - A deleted message keeps its place, holding only its sender's key (for a mute);
+//! - A deleted message keeps its place, holding only who sent it (for a mute);
 //!   it is in no replay, no page and no `cid` lookup from then on.
 //! - A `cid` names the newest message in the ring that carries it.
 
@@ -17,6 +17,7 @@ use crate::message::{Id, Message, Record};
 use crate::sse::Frame;
 
 use super::frames;
+use super::moderation::Who;
 
 /// What a place in the ring holds.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub enum Kept {
     Removed {
         /// Who had posted it.
         sender: Option<ClientKey>,
+        /// Its device tag.
+        device: Option<String>,
     },
     /// A deletion, replayed so that pages that showed the message remove it.
     Deletion {
@@ -80,7 +83,8 @@ struct Stored {
 pub enum Missing {
     /// Not in the ring: never posted, deleted, too old, or not a message.
     NotFound,
-    /// In the ring, but restored from disk: its sender was never written down.
+    /// In the ring, but restored from disk without a device tag: its sender was
+    /// never written down.
     SenderUnknown,
 }
 
@@ -175,10 +179,17 @@ impl History {
     /// sender); returns the ids of its files. `None` when it is not there.
     pub fn remove(&mut self, id: Id) -> Option<Vec<String>> {
         let at = self.position(id)?;
-        let Kept::Message { sender, .. } = self.ring[at].kept else {
+        let Kept::Message {
+            sender, message, ..
+        } = &self.ring[at].kept
+        else {
             return None;
         };
-        let removed = std::mem::replace(&mut self.ring[at].kept, Kept::Removed { sender });
+        let gone = Kept::Removed {
+            sender: *sender,
+            device: message.device.clone(),
+        };
+        let removed = std::mem::replace(&mut self.ring[at].kept, gone);
         self.unindex(&removed);
         match removed {
             Kept::Message { message, .. } => {
@@ -188,15 +199,27 @@ impl History {
         }
     }
 
-    /// Who posted the message `id` (deleted or not), for a mute.
-    pub fn sender(&self, id: Id) -> Result<ClientKey, Missing> {
+    /// Who posted the message `id` (deleted or not), for a mute: its client, while
+    /// this run knows it, and its device tag, which the history file keeps.
+    pub fn who(&self, id: Id) -> Result<Who, Missing> {
         let at = self.position(id).ok_or(Missing::NotFound)?;
-        match &self.ring[at].kept {
-            Kept::Message { sender, .. } | Kept::Removed { sender } => {
-                sender.ok_or(Missing::SenderUnknown)
-            }
-            Kept::Deletion { .. } => Err(Missing::NotFound),
+        let who = match &self.ring[at].kept {
+            Kept::Message {
+                sender, message, ..
+            } => Who {
+                client: *sender,
+                device: message.device.clone(),
+            },
+            Kept::Removed { sender, device } => Who {
+                client: *sender,
+                device: device.clone(),
+            },
+            Kept::Deletion { .. } => return Err(Missing::NotFound),
+        };
+        if who.client.is_none() && who.device.is_none() {
+            return Err(Missing::SenderUnknown);
         }
+        Ok(who)
     }
 
     /// What a stream must be sent before live events, given the last id it saw
@@ -300,6 +323,8 @@ mod tests {
             by_mod: false,
             cid: cid.map(str::to_string),
             files: Vec::new(),
+            device: None,
+            written: None,
         })
     }
 
@@ -363,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_message_leaves_replays_pages_and_cids_but_keeps_its_sender() {
+    fn a_deleted_message_leaves_replays_pages_and_cids_but_keeps_who_sent_it() {
         let mut h = History::new(10);
         let sender = ClientKey::v4([10, 0, 0, 9]);
         for (n, cid) in [(1, None), (2, Some("c2")), (3, None)] {
@@ -388,8 +413,12 @@ mod tests {
         assert!(h.posted("c2").is_none());
         assert!(!h.has_message(target));
         assert_eq!(h.remove(target), None, "twice");
-        assert_eq!(h.sender(target), Ok(sender), "still mutable");
-        assert_eq!(h.sender(Id { epoch: 77, n: 4 }), Err(Missing::NotFound));
+        assert_eq!(
+            h.who(target).map(|w| w.client),
+            Ok(Some(sender)),
+            "still mutable"
+        );
+        assert_eq!(h.who(Id { epoch: 77, n: 4 }), Err(Missing::NotFound));
     }
 
     #[test]

@@ -49,14 +49,14 @@ use futures_lite::FutureExt as _;
 use crate::client::ClientKey;
 use crate::clock::{self, Clock};
 use crate::deadline::Deadline;
-use crate::message::{Deletion, Draft, Id, Message, Record};
+use crate::message::{Deletion, Draft, Id, Message, Record, LATE, MAX_WAITED};
 use crate::sse::Frame;
 use crate::store::Store;
 
 pub use frames::ping;
 pub use handle::{
-    Command, Handle, Moderated, ModerationRefused, NotPublished, Options, PublishError, Published,
-    Subscription,
+    Command, Handle, Moderated, ModerationRefused, NotPublished, Options, PostCheck, PublishError,
+    Published, Subscription,
 };
 
 use history::{History, Kept, Missing};
@@ -190,13 +190,8 @@ impl Registry {
                     client,
                     reply,
                 } => self.publish(draft, client, reply),
-                Command::Admit {
-                    client,
-                    by_mod,
-                    cid,
-                    reply,
-                } => {
-                    let _ = reply.try_send(self.admit(client, by_mod, cid.as_deref()));
+                Command::Admit { asked, reply } => {
+                    let _ = reply.try_send(self.admit(asked));
                 }
                 Command::Delete { target, reply } => self.delete(target, reply),
                 Command::Mute {
@@ -280,7 +275,11 @@ impl Registry {
         if let Some(sent) = draft.sent {
             self.clock.observe(client, sent, clock::now_millis());
         }
-        if let Err(why) = self.moderation.may_post(draft.by_mod, client, now, true) {
+        let device = draft.device.as_deref();
+        if let Err(why) = self
+            .moderation
+            .may_post(draft.by_mod, client, device, now, true)
+        {
             let _ = reply.try_send(Err(why));
             return;
         }
@@ -296,15 +295,16 @@ impl Registry {
         self.release_waiting();
     }
 
-    fn admit(
-        &mut self,
-        client: ClientKey,
-        by_mod: bool,
-        cid: Option<&str>,
-    ) -> Result<bool, NotPublished> {
+    fn admit(&mut self, asked: PostCheck) -> Result<bool, NotPublished> {
+        let PostCheck {
+            client,
+            by_mod,
+            device,
+            cid,
+        } = asked;
         self.moderation
-            .may_post(by_mod, client, Instant::now(), false)?;
-        Ok(cid.is_some_and(|cid| self.history.posted(cid).is_some()))
+            .may_post(by_mod, client, device.as_deref(), Instant::now(), false)?;
+        Ok(cid.is_some_and(|cid| self.history.posted(&cid).is_some()))
     }
 
     fn delete(&mut self, target: Id, reply: Sender<Moderated>) {
@@ -314,14 +314,11 @@ impl Registry {
     }
 
     fn mute(&mut self, target: Id, time: Duration) -> Moderated {
-        let sender = self
-            .history
-            .sender(target)
-            .map_err(|missing| match missing {
-                Missing::NotFound => ModerationRefused::NotFound,
-                Missing::SenderUnknown => ModerationRefused::SenderUnknown,
-            })?;
-        self.moderation.mute(sender, time, Instant::now());
+        let who = self.history.who(target).map_err(|missing| match missing {
+            Missing::NotFound => ModerationRefused::NotFound,
+            Missing::SenderUnknown => ModerationRefused::SenderUnknown,
+        })?;
+        self.moderation.mute(&who, time, Instant::now());
         Ok(Vec::new())
     }
 
@@ -383,14 +380,17 @@ impl Registry {
                     let _ = reply.try_send(Ok(message.clone()));
                     return None;
                 }
+                let time = self.clock.time(clock::now_millis());
                 let message = Message {
                     id: self.ids.take().to_string(),
+                    written: written(&draft, time),
                     name: draft.name,
                     text: draft.text,
-                    time: self.clock.time(clock::now_millis()),
+                    time,
                     by_mod: draft.by_mod,
                     cid: draft.cid,
                     files: draft.files,
+                    device: draft.device,
                 };
                 Some(Assigned {
                     record: Record::Message(message),
@@ -526,6 +526,15 @@ impl Registry {
             self.presence.changed(Instant::now());
         }
     }
+}
+
+/// When a message sent at server time `time` was written, if it waited in its page's
+/// outbox longer than [`LATE`]: the phone's clock gives only the delay (typed, then
+/// sent), which holds whatever that clock reads.
+fn written(draft: &Draft, time: u64) -> Option<u64> {
+    let waited = draft.sent?.checked_sub(draft.written?)?;
+    let waited = waited.min(MAX_WAITED.as_millis() as u64);
+    (waited > LATE.as_millis() as u64).then(|| time.saturating_sub(waited))
 }
 
 #[cfg(test)]

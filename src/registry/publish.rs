@@ -243,6 +243,8 @@ mod tests {
             by_mod: false,
             cid: Some("c1".into()),
             files: Vec::new(),
+            device: None,
+            written: None,
         });
         let batch = [Assigned {
             record: first,

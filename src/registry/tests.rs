@@ -54,6 +54,16 @@ fn queued(sub: &Subscription) -> Vec<Frame> {
     frames
 }
 
+/// An upload asking to be let through, from `poster()`.
+fn check(cid: Option<&str>) -> PostCheck {
+    PostCheck {
+        client: poster(),
+        by_mod: false,
+        device: None,
+        cid: cid.map(str::to_string),
+    }
+}
+
 /// What a new page is sent first, as ids.
 fn backlog(r: &Registry) -> Vec<String> {
     let replay = r
@@ -116,6 +126,8 @@ fn message(id: &str) -> Record {
         by_mod: false,
         cid: None,
         files: Vec::new(),
+        device: None,
+        written: None,
     })
 }
 
@@ -301,10 +313,7 @@ fn a_mute_silences_the_sender_of_a_message_even_a_deleted_one_but_not_one_from_d
         Err(NotPublished::Muted(wait)) => assert!(wait > Duration::from_secs(590)),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        r.admit(poster(), false, None),
-        Err(NotPublished::Muted(_))
-    ));
+    assert!(matches!(r.admit(check(None)), Err(NotPublished::Muted(_))));
     assert_eq!(r.mute(id, Duration::ZERO), Ok(Vec::new()), "lifted");
     assert!(offer(&mut r, "again").try_recv().unwrap().is_ok());
     // Restored from disk: the sender is not known.
@@ -359,7 +368,7 @@ fn a_post_sent_again_is_answered_with_the_message_it_already_is() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        r.admit(poster(), false, Some("c1")),
+        r.admit(check(Some("c1"))),
         Ok(true),
         "known before its files"
     );
@@ -371,7 +380,7 @@ fn a_post_sent_again_is_answered_with_the_message_it_already_is() {
     assert_eq!(written(&sub), [first.id.as_str()], "sent once");
     // Once it has left history, the cid is forgotten with it.
     post(&mut r, 3);
-    assert_eq!(r.admit(poster(), false, Some("c1")), Ok(false));
+    assert_eq!(r.admit(check(Some("c1"))), Ok(false));
     let later = offer_cid(&mut r, "hi", Some("c1"))
         .try_recv()
         .unwrap()
@@ -403,6 +412,34 @@ fn a_post_sent_again_while_the_first_is_written_waits_for_that_write() {
     settle(&mut r);
     assert_eq!(after.try_recv().unwrap().unwrap(), first);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_message_that_waited_in_its_outbox_keeps_when_it_was_written() {
+    let mut r = registry(10, 10);
+    let send = |r: &mut Registry, waited: u64| {
+        let (reply, answer) = async_channel::bounded(1);
+        let mut draft = Draft::new("a", "late").unwrap();
+        draft.sent = Some(5_000_000);
+        draft.written = Some(5_000_000 - waited);
+        r.publish(draft, poster(), reply);
+        answer.try_recv().unwrap().unwrap()
+    };
+    let late = send(&mut r, 70_000);
+    assert_eq!(late.written, Some(late.time - 70_000), "70 s in the outbox");
+    assert_eq!(
+        send(&mut r, 30_000).written,
+        None,
+        "under a minute is on time"
+    );
+    let ancient = send(&mut r, 5_000_000);
+    assert_eq!(ancient.written, Some(ancient.time - 5_000_000));
+    // Typed after it was sent: a clock that moved; no written time.
+    let (reply, answer) = async_channel::bounded(1);
+    let mut draft = Draft::new("a", "odd").unwrap();
+    (draft.sent, draft.written) = (Some(1_000), Some(9_000));
+    r.publish(draft, poster(), reply);
+    assert_eq!(answer.try_recv().unwrap().unwrap().written, None);
 }
 
 #[test]

@@ -63,6 +63,7 @@ pub async fn post(mut req: Request, client: IpAddr, shared: &Shared) -> Result<R
             registry,
             client: client.into(),
             by_mod,
+            keys: &shared.keys,
         };
         // Boxed: a multipart read holds buffers for files, and unboxed they would
         // make every request's future (a plain post's too) as large as theirs.
@@ -71,6 +72,11 @@ pub async fn post(mut req: Request, client: IpAddr, shared: &Shared) -> Result<R
         return Err(Error::UnsupportedType);
     };
     draft.by_mod = by_mod;
+    // The secret goes no further than here.
+    draft.device = draft
+        .device_secret
+        .take()
+        .map(|d| shared.keys.device_tag(&d));
     let mut files: Vec<String> = draft.files.iter().map(|f| f.id.clone()).collect();
     let published = registry.publish(draft, client.into()).await;
     // Nothing of a post that reached no one stays behind, nor the files of a post
