@@ -3,10 +3,7 @@
 //! binary carries no compressor and spends no time compressing.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-
-use flate2::{write::GzEncoder, Compression};
 
 const COMPRESSIBLE: &[&str] = &["html", "js", "css", "svg", "json", "webmanifest", "txt"];
 
@@ -154,9 +151,14 @@ fn walk(dir: &Path, rel: &Path, out: &Path) {
         } else if ext == "css" {
             raw = without_css_comments(&raw);
         }
-        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
-        gz.write_all(&raw).expect("gzip in memory");
-        let gz = gz.finish().expect("gzip in memory");
+        let mut gz = Vec::new();
+        zopfli::compress(
+            zopfli::Options::default(),
+            zopfli::Format::Gzip,
+            &raw[..],
+            &mut gz,
+        )
+        .expect("gzip in memory");
         // Only worth sending when it saves something.
         if gz.len() < raw.len() {
             let target = out.join(&rel);

@@ -11,6 +11,9 @@ const input = $('message');
 const nameInput = $('name');
 const counter = $('counter');
 const NAME_KEY = 'lanchat.name';
+const DRAFT_KEY = 'lanchat.draft';
+/** Set once the writer chose to send without a name. */
+const ANON_KEY = 'lanchat.anonymous';
 /** The counter shows from this many characters left, so a long message sees it coming. */
 const COUNT_FROM = 200;
 
@@ -41,7 +44,13 @@ function withinLimits() {
 
 export function initComposer() {
   nameInput.value = store.get(NAME_KEY) || '';
-  nameInput.addEventListener('input', () => store.set(NAME_KEY, nameInput.value.trim()));
+  nameInput.addEventListener('input', () => { store.set(NAME_KEY, nameInput.value.trim()); $('ask-name').hidden = true; });
+  // What was being typed survives a reload.
+  input.value ||= store.get(DRAFT_KEY) || '';
+  autosize();
+  input.addEventListener('input', () => store.set(DRAFT_KEY, input.value));
+  const ask = $('ask-name');
+  $('anonymous').addEventListener('click', () => { store.set(ANON_KEY, '1'); ask.hidden = true; form.requestSubmit(); });
   for (const field of [input, nameInput]) {
     field.removeAttribute('maxlength');
     field.addEventListener('input', withinLimits);
@@ -56,8 +65,15 @@ export function initComposer() {
       form.reportValidity();
       return;
     }
+    // A first message without a name asks for one, once, in place.
+    if (!nameInput.value.trim() && !store.get(ANON_KEY)) {
+      ask.hidden = false;
+      nameInput.focus();
+      return;
+    }
     const files = takeChosen();
     input.value = '';
+    store.remove(DRAFT_KEY);
     autosize();
     queue(text.trim() ? text : '', nameInput.value.trim(), files);
     input.focus();

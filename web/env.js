@@ -31,6 +31,17 @@ export function newId() {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * This browser's device secret, made once: sent with each post, from which the server
+ * derives the public tag that tells two people of one name apart. It is no account:
+ * a browser that forgets it (a private window, cleared data) is a new device.
+ */
+export const device = store.get('lanchat.device') || (() => {
+  const made = newId() + newId();
+  store.set('lanchat.device', made);
+  return made;
+})();
+
 // The tabs of this browser share one stream over this channel (see stream.js).
 export const channel = 'BroadcastChannel' in window ? new BroadcastChannel('lanchat') : null;
 export const relay = (msg) => { if (channel) channel.postMessage(msg); };

@@ -1,9 +1,13 @@
 // Photos and files. A photo is made smaller on the phone before it travels: at most
 // MAX_SIDE pixels on its longest side, turned upright by its EXIF orientation and
 // encoded again as JPEG, which leaves its metadata (the GPS position above all)
-// behind. Other files go as they are. Files waiting to be sent are kept in IndexedDB
-// (which plain http has too), so a reload or a closed tab loses none.
-import { $ } from './env.js';
+// behind. Other files go as they are, within the server's limit, told at the chip.
+// Files waiting to be sent, and those chosen for the next message, are kept in
+// IndexedDB (which plain http has too), so a reload or a closed tab loses none.
+// A photo tapped opens in the page's viewer.
+import { $, limits } from './env.js';
+import { kib } from './render.js';
+import { list } from './timeline.js';
 
 const MAX_SIDE = 1600;
 const JPEG_QUALITY = 0.82;
@@ -87,8 +91,11 @@ export function upload(fields, files, li, signal) {
   });
 }
 
-/** The chips of the files chosen for the next message. */
+/** The chips of the files chosen for the next message, kept as a draft across a reload. */
 function show() {
+  const ready = chosen.filter((f) => !f.failed);
+  if (ready.length) uploads.put('draft', ready);
+  else uploads.del('draft');
   const box = $('attached');
   box.replaceChildren(...chosen.map((f, i) => {
     const chip = document.createElement('span');
@@ -109,6 +116,7 @@ function show() {
 /** The paperclip: files chosen become chips, photos made small on the way. */
 export function initPicker() {
   const picker = $('attach');
+  uploads.get('draft').then((kept) => { if (Array.isArray(kept) && kept.length && !chosen.length) { chosen = kept; show(); } });
   picker.addEventListener('change', async () => {
     const files = [...picker.files];
     picker.value = '';
@@ -119,8 +127,12 @@ export function initPicker() {
       } catch {
         // Not sent as it is: its metadata (a GPS position) would go with it.
         ready = { name: `${file.name}: this photo cannot be read here`, failed: true };
-        setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
       }
+      if (!ready.failed && ready.blob.size > limits.max_upload) {
+        // Told now, at the chip, not after an upload the server must refuse.
+        ready = { name: `${ready.name}: too large (the most is ${kib(limits.max_upload)})`, failed: true };
+      }
+      if (ready.failed) setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
       chosen.push(ready);
       show();
     }
@@ -137,3 +149,72 @@ export function takeChosen() {
   show();
   return files;
 }
+
+// ---- the viewer -------------------------------------------------------------------
+// A dialog with the neighbouring photos a swipe, an arrow key or a button away, a
+// download, and Escape or Close back to where the reader was (focus returns to the
+// photo).
+let dialog = null;
+let img = null;
+let save = null;
+let opener = null;
+let at = 0;
+let startX = null;
+
+const photos = () => [...list.querySelectorAll('a.photo')];
+
+function view(i) {
+  const all = photos();
+  if (!all.length) return;
+  at = (i + all.length) % all.length;
+  const a = all[at];
+  img.src = a.href;
+  img.alt = a.querySelector('img')?.alt || 'photo';
+  save.href = a.href;
+  save.download = img.alt;
+}
+
+function control(tag, label, text, act) {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  el.setAttribute('aria-label', label);
+  if (tag === 'button') el.type = 'button';
+  if (act) el.addEventListener('click', act);
+  dialog.append(el);
+  return el;
+}
+
+function make() {
+  dialog = document.createElement('dialog');
+  dialog.className = 'viewer';
+  dialog.setAttribute('aria-label', 'Photo');
+  img = document.createElement('img');
+  dialog.append(img);
+  control('button', 'Previous photo', '‹', () => view(at - 1));
+  control('button', 'Next photo', '›', () => view(at + 1));
+  save = control('a', 'Download', 'Download');
+  control('button', 'Close', '✕', () => dialog.close());
+  dialog.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowLeft') view(at - 1);
+    if (e.key === 'ArrowRight') view(at + 1);
+  });
+  dialog.addEventListener('pointerdown', (e) => { startX = e.clientX; });
+  dialog.addEventListener('pointerup', (e) => {
+    const moved = startX === null ? 0 : e.clientX - startX;
+    if (Math.abs(moved) > 50) view(at + (moved < 0 ? 1 : -1));
+    startX = null;
+  });
+  dialog.addEventListener('close', () => opener?.focus());
+  document.body.append(dialog);
+}
+
+list.addEventListener('click', (e) => {
+  const a = e.target.closest('a.photo');
+  // A middle click, or one with a modifier, still opens the file as a link does.
+  if (!a || e.button || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  if (!dialog) make();
+  opener = a;
+  view(photos().indexOf(a));
+  dialog.showModal();
+});

@@ -1,10 +1,29 @@
-// The moderator's menu on each message (only with the moderator's cookie): delete
-// it, or mute whoever sent it. Each action is checked by the server.
-import { emit, limits, refusal } from './env.js';
+// The moderator's menu on each message (only with the moderator's cookie): which
+// device sent it, delete it, or mute whoever sent it (by address and device). Each
+// action is checked by the server.
+import { emit, isHost, limits, on, refusal } from './env.js';
 import { note } from './render.js';
+import { shown } from './timeline.js';
+
+/** The menus on every message, now and as they come, for the host. */
+export function initModeration() {
+  if (!isHost) return;
+  for (const { m, li } of shown.values()) moderation(li, m);
+  on('shown', (m, li) => moderation(li, m));
+  addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAll(); });
+  addEventListener('pointerdown', (e) => { if (!e.target.closest('.mod-actions, .mod-toggle')) closeAll(); });
+}
+
+function closeAll() {
+  for (const menu of document.querySelectorAll('.mod-actions:not([hidden])')) {
+    menu.hidden = true;
+    menu.parentElement.querySelector('.mod-toggle').setAttribute('aria-expanded', 'false');
+  }
+}
 
 /** Adds the moderator's menu to a message. */
-export function moderation(li, id) {
+function moderation(li, m) {
+  const id = m.id;
   const toggle = document.createElement('button');
   toggle.type = 'button';
   toggle.className = 'mod-toggle';
@@ -28,6 +47,11 @@ export function moderation(li, id) {
   };
   const path = `/message/${encodeURIComponent(id)}`;
   const minutes = limits.mute_minutes;
+  if (m.device) {
+    const device = document.createElement('span');
+    device.textContent = `device #${m.device}`;
+    menu.append(device);
+  }
   menu.append(
     action('Delete', async () => {
       const res = await moderate(path, { method: 'DELETE' });

@@ -1,9 +1,14 @@
-// Nothing new goes unnoticed. While the page is hidden, new messages from others
+// Nothing new goes unnoticed, and a reader who comes back finds where they were.
+// The newest message seen on this device is remembered; when the page opens again or
+// comes back into view, a divider sits above the first message after it and the
+// view opens there; a pill counts those still below and jumps to them.
+// While the page is hidden, new messages from others
 // count in the title and as a dot on the tab's icon, cleared when it is seen again;
 // with the chat muted only those that name this person (@name) count. A sound and a
 // vibration, when turned on; a system notification where the browser has them (not
 // on plain http from a LAN address: that is not a secure context).
-import { $, parse, store } from './env.js';
+import { $, on, parse, store } from './env.js';
+import { list, nearBottom, scroller, scrollToEnd, shown } from './timeline.js';
 
 const PREFS_KEY = 'lanchat.prefs';
 const prefs = { muted: false, sound: false, notify: false, ...(parse(store.get(PREFS_KEY)) || {}) };
@@ -15,21 +20,28 @@ let unseen = 0;
 /** Counting starts once the first replay is in: what a page is shown on opening is not new. */
 export const counting = { on: false };
 
-/** Whether a text names this person: "@name", whole, in any case. */
+/** Whether a text names this person: "@name", whole, in any case (not "x@Ana.com"). */
 export function namesMe(text) {
   const name = $('name').value.trim();
   if (!name) return false;
   const at = `@${name}`.toLocaleLowerCase();
   const lower = text.toLocaleLowerCase();
   for (let i = lower.indexOf(at); i >= 0; i = lower.indexOf(at, i + 1)) {
-    const next = lower[i + at.length];
-    if (next === undefined || !/[\p{L}\p{N}_]/u.test(next)) return true;
+    if (!/[\p{L}\p{N}_.]/u.test(lower[i - 1] || ' ') && !/[\p{L}\p{N}_]/u.test(lower[i + at.length] || ' ')) return true;
   }
   return false;
 }
 
+/** Marks a message that names this person; counts it when it came while away. */
+function mark(m, li, live) {
+  const own = li.classList.contains('own');
+  const mention = !own && namesMe(m.text);
+  li.classList.toggle('mention', mention);
+  if (live) notice(m, mention);
+}
+
 /** A message from someone else arrived. */
-export function notice(m, mention) {
+function notice(m, mention) {
   if (!counting.on || (prefs.muted && !mention)) return;
   if (document.hidden) {
     unseen += 1;
@@ -114,7 +126,13 @@ export function initPrefs() {
     if (sound.checked) { unlockAudio(); alert_(); }
   });
   if (prefs.sound) addEventListener('pointerdown', unlockAudio, { once: true });
-  if (window.Notification && window.isSecureContext) {
+  for (const { m, li } of shown.values()) mark(m, li, false);
+  on('shown', mark);
+  closes($('prefs'));
+  if (!window.isSecureContext) {
+    // Said, not hidden: over plain http the browser offers no notifications.
+    $('notify-note').hidden = false;
+  } else if (window.Notification) {
     notify.closest('label').hidden = false;
     notify.addEventListener('change', async () => {
       prefs.notify = notify.checked;
@@ -123,3 +141,71 @@ export function initPrefs() {
     });
   }
 }
+
+/** A menu (a `<details>`) closes on Escape and on a tap anywhere else. */
+export function closes(menu) {
+  addEventListener('keydown', (e) => { if (e.key === 'Escape' && menu.open) { menu.open = false; menu.querySelector('summary')?.focus(); } });
+  addEventListener('pointerdown', (e) => { if (menu.open && !menu.contains(e.target)) menu.open = false; });
+}
+
+// ---- where was I ------------------------------------------------------------------
+const SEEN_KEY = 'lanchat.seen';
+const hint = $('new-hint');
+let seen = store.get(SEEN_KEY) || '';
+let divider = null;
+
+/** Whether id `a` comes after id `b` in the sequence (ids of another run: no). */
+function after(a, b) {
+  const [ea, na] = a.split('-').map(Number);
+  const [eb, nb] = b.split('-').map(Number);
+  return ea === eb && na > nb;
+}
+
+/** The bubbles from others after the newest one seen. */
+const unread = () => [...list.querySelectorAll('.msg[data-id]:not(.own)')].filter((li) => seen && after(li.dataset.id, seen));
+
+const top = (el) => el.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+
+/** What is on screen of a visible page counts as seen. */
+function look() {
+  if (document.hidden) return;
+  const all = list.querySelectorAll('.msg[data-id]');
+  for (let i = all.length - 1; i >= 0; i--) {
+    if (top(all[i]) < scroller.clientHeight) {
+      const id = all[i].dataset.id;
+      if (!seen || after(id, seen)) store.set(SEEN_KEY, seen = id);
+      break;
+    }
+  }
+  count();
+}
+
+/** The pill: how many unseen are below the view, and the way to them. */
+function count() {
+  const below = unread().filter((li) => top(li) >= scroller.clientHeight).length;
+  hint.hidden = !below || nearBottom();
+  hint.textContent = `${below} new message${below === 1 ? '' : 's'} ↓`;
+}
+
+/** Back to the chat: the divider above the first unseen, and the view there. */
+export function welcome() {
+  divider?.remove();
+  divider = null;
+  const first = unread();
+  if (!first.length) return look();
+  divider = document.createElement('li');
+  divider.className = 'unread';
+  divider.setAttribute('role', 'separator');
+  divider.textContent = `${first.length} new message${first.length === 1 ? '' : 's'}`;
+  first[0].before(divider);
+  scroller.scrollTop += top(divider) - 8;
+  look();
+}
+
+hint.addEventListener('click', () => {
+  if (divider && top(divider) > scroller.clientHeight) scroller.scrollTop += top(divider) - 8;
+  else scrollToEnd();
+});
+scroller.addEventListener('scroll', look, { passive: true });
+document.addEventListener('visibilitychange', () => { if (!document.hidden) welcome(); });
+on('shown', (m, li, live) => { if (live) look(); });

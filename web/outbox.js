@@ -5,7 +5,7 @@
 // opened again later. Each message carries an id made here (cid): sent twice (an
 // answer lost on the way), the server answers with the message it already has and
 // nobody sees it twice.
-import { canStore, emit, newId, on, refusal, store } from './env.js';
+import { canStore, device, emit, newId, on, refusal, store } from './env.js';
 import { bubble } from './render.js';
 import { list, markOwn, pendingByCid, pendingById, rememberOwn, scrollToEnd, shown } from './timeline.js';
 import { attachments, forgetFiles, upload, uploads } from './files.js';
@@ -19,6 +19,10 @@ const SEND_TIMEOUT_MS = 20000;
 const RESEND_MS = [1000, 2000, 4000, 8000, 15000];
 /** Refusals that may succeed later: the server is there but cannot take it now. */
 const TRY_AGAIN = ['too_slow', 'unavailable', 'not_stored', 'no_room_for_files', 'internal'];
+/** Refusals that sending the same again cannot change: no Retry, the choices instead. */
+const FINAL = ['file_too_large', 'too_large', 'too_many_files', 'muted', 'message_too_long', 'name_too_long'];
+/** A message queued longer than this asks before it goes: it may no longer be meant. */
+const STALE_MS = 10 * 60 * 1000;
 
 let memoryOutbox = [];
 export function readOutbox() {
@@ -33,7 +37,7 @@ function writeOutbox(items) {
 const addToOutbox = (item) => writeOutbox([...readOutbox(), item]);
 const dropFromOutbox = (cid) => writeOutbox(readOutbox().filter((i) => i.cid !== cid));
 
-/** The bubble of an outbox item, made if this page has none yet. */
+/** The bubble of an outbox item, made if this page has none yet: when it was written, and a Cancel. */
 export function pendingBubble(item) {
   let li = pendingByCid.get(item.cid);
   if (!li) {
@@ -45,11 +49,29 @@ export function pendingBubble(item) {
       files.textContent = item.names.join(', ');
       li.append(files);
     }
+    li.append(button('Cancel', () => { discard(item, li); sendAbort?.abort(); }, 'cancel'));
     pendingByCid.set(item.cid, li);
     list.append(li);
     scrollToEnd();
   }
   return li;
+}
+
+function button(label, act, className = '') {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = className;
+  b.textContent = label;
+  b.addEventListener('click', act);
+  return b;
+}
+
+/** Gone from the outbox and the screen, files and all. */
+function discard(item, li) {
+  dropFromOutbox(item.cid);
+  forgetFiles(item.cid);
+  pendingByCid.delete(item.cid);
+  li.remove();
 }
 
 /** The small print under a pending message: what is happening to it. */
@@ -97,6 +119,11 @@ export async function sendOutbox() {
       const [item] = readOutbox();
       if (!item) break;
       const li = pendingBubble(item);
+      if (!item.ok && Date.now() - item.at > STALE_MS) {
+        // Written long ago and never sent: the writer says whether it still stands.
+        stillSend(item, li);
+        break;
+      }
       const wait = await deliver(item, li);
       if (wait === 0) {
         resendAttempt = 0;
@@ -119,7 +146,8 @@ async function deliver(item, li) {
   try {
     // The phone's clock: a Pi with no network to set its own takes the time from
     // the phones (the server uses it only when most of them agree it is behind).
-    const fields = { name: item.name, message: item.text, cid: item.cid, sent: String(Date.now()) };
+    // With when it was written: sent more than a minute later, everyone sees both.
+    const fields = { name: item.name, message: item.text, cid: item.cid, device, written: String(item.at), sent: String(Date.now()) };
     let res;
     if (item.names?.length) {
       const files = attachments.get(item.cid) || await uploads.get(item.cid);
@@ -156,12 +184,11 @@ async function deliver(item, li) {
       setSendState(li, `${reason}; trying again…`);
       return backoff();
     }
-    // Refused for good (too long, too large, muted, no key): it leaves the outbox,
-    // the text stays.
+    // Refused for good (too long, too large, muted, no key): it leaves the outbox;
+    // the text, and the files until the writer decides, stay.
     dropFromOutbox(item.cid);
-    forgetFiles(item.cid);
     pendingByCid.delete(item.cid);
-    fail(li, item, reason);
+    fail(li, item, reason, FINAL.includes(why.code));
     return 0;
   } catch {
     setSendState(li, navigator.onLine === false ? 'waiting for the network' : 'waiting for the server');
@@ -187,28 +214,38 @@ function resendNow() {
 }
 on('connected', resendNow);
 
-function fail(li, item, reason) {
+/** A refused message: why, and what can be done: Retry (with its files), or where
+ * that cannot help, send it without its files, or let it go. */
+function fail(li, item, reason, final) {
   li.className = 'msg own failed';
   li.querySelector('.state')?.remove();
   li.querySelector('.problem')?.remove();
+  li.querySelector('.cancel')?.remove();
   const problem = document.createElement('div');
   problem.className = 'problem';
   const why = document.createElement('span');
   why.textContent = reason;
-  const retry = document.createElement('button');
-  retry.type = 'button';
-  retry.textContent = 'Retry';
-  retry.addEventListener('click', () => {
-    li.remove();
-    queue(item.text, item.name);
-  });
-  problem.append(why, retry);
+  const again = async (files) => { li.remove(); queue(item.text, item.name, files, item.at); };
+  const files = async () => attachments.get(item.cid) || await uploads.get(item.cid) || [];
+  problem.append(why);
+  if (!final) problem.append(button('Retry', async () => { const kept = await files(); forgetFiles(item.cid); again(kept); }));
+  else if (item.names?.length) problem.append(button('Send without the file', () => { forgetFiles(item.cid); again([]); }));
+  problem.append(button('Discard', () => { forgetFiles(item.cid); li.remove(); }));
   li.append(problem);
 }
 
+/** A message queued for more than ten minutes: send it after all, or not. */
+function stillSend(item, li) {
+  setSendState(li, 'Written a while ago: still send?');
+  li.querySelector('.state').append(
+    button('Send', () => { writeOutbox(readOutbox().map((i) => (i.cid === item.cid ? { ...i, ok: true } : i))); sendOutbox(); }),
+    button('Discard', () => { discard(item, li); sendOutbox(); }),
+  );
+}
+
 /** A new message from the box: into the outbox, on screen, on its way. */
-export async function queue(text, name, files = []) {
-  const item = { cid: newId(), name, text, at: Date.now() };
+export async function queue(text, name, files = [], at = Date.now()) {
+  const item = { cid: newId(), name, text, at };
   if (files.length) {
     item.names = files.map((f) => f.name);
     attachments.set(item.cid, files);

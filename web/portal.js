@@ -11,7 +11,7 @@ export function initPortal() {
   const text = $('portal-text');
   const go = $('portal-continue');
   const here = `http://${location.host}/`;
-  text.textContent = `This is the chat of this Wi-Fi. Tap Continue to stay connected, then open ${here} (or any http:// address) in your browser for the best experience: this window forgets your name and messages when it closes.`;
+  text.textContent = `The chat of this Wi-Fi. Continue keeps you connected; then open ${here} in your browser, which remembers you.`;
   box.hidden = false;
   box.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -27,16 +27,22 @@ export function bubble(m, classes) {
     badge.textContent = 'host';
     meta.append(badge);
   }
+  // Told apart from another of the same name by its device (see timeline.js).
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  meta.append(tag);
   const when = document.createElement('time');
   const date = new Date(m.time);
   when.dateTime = date.toISOString();
-  when.textContent = hhmm(date);
+  // Written long before it could be sent (it waited for the network): both times.
+  const short = m.written ? `written ${hhmm(new Date(m.written))} · sent ${hhmm(date)}` : hhmm(date);
+  when.textContent = short;
   // The whole date: on hover, and on a tap (a phone has no hover).
   when.title = date.toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });
   when.addEventListener('click', () => {
     const full = when.dataset.full !== '1';
     when.dataset.full = full ? '1' : '';
-    when.textContent = full ? when.title : hhmm(date);
+    when.textContent = full ? when.title : short;
   });
   const text = document.createElement('div');
   text.className = 'text';
@@ -50,10 +56,11 @@ export function bubble(m, classes) {
 
 export const kib = (bytes) => (bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1048576).toFixed(1)} MB`);
 
-/** A message's files: photos as pictures with their room kept before they load, the rest as links. */
+/** A message's files: photos as pictures with their room kept before they load (several in a grid), the rest as links. */
 function filesOf(files) {
   const box = document.createElement('div');
   box.className = 'files';
+  if (files.filter((f) => limits.inline_types.includes(f.type)).length > 1) box.classList.add('grid');
   for (const f of files) {
     if (typeof f?.id !== 'string' || !/^[0-9a-f]{32}$/.test(f.id)) continue;
     const href = `/media/${f.id}`;
@@ -77,6 +84,8 @@ function filesOf(files) {
         a.replaceWith(gone);
       }, { once: true });
       a.append(img);
+      // Opened in the page's viewer (viewer.js), the link is for a middle click.
+      a.className = 'photo';
     } else {
       a.download = f.name || 'file';
       a.textContent = `${f.name || 'file'} (${f.type || 'file'}, ${kib(f.size || 0)})`;

@@ -40,6 +40,8 @@ function setStatus(state) {
   statusEl.hidden = false; // hidden in the HTML: without JavaScript there is no stream
   statusEl.dataset.state = state;
   statusEl.textContent = state;
+  // A count from before the connection dropped is no count: shown only while connected.
+  onlineEl.hidden = state !== 'connected';
   if (state === 'connected') emit('connected');
 }
 

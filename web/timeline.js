@@ -1,13 +1,14 @@
 // The list of messages on screen: placing each in order, days and groups, own
-// messages, older ones as the list is scrolled up, and what a server restart leaves.
-import { $, isHost, on, parse, relay, store } from './env.js';
+// messages, two people of one name told apart, older ones as the list is scrolled
+// up, and what a server restart leaves. Only what arrives live is announced to a
+// screen reader; history is put in quietly.
+import { $, emit, on, parse, relay, store } from './env.js';
 import { bubble, dayLabel, dayOf } from './render.js';
-import { namesMe, notice } from './notice.js';
-import { moderation } from './moderation.js';
 
 export const scroller = $('scroller');
 export const list = $('messages');
 const hint = $('new-hint');
+const announcer = $('announce');
 
 const OWN_KEY = 'lanchat.own';
 /** Messages kept on screen; older ones are removed as new ones come. */
@@ -29,6 +30,8 @@ export const pendingById = new Map();
 export const pendingByCid = new Map();
 /** The id of the last event in the sequence this page has. */
 export const last = { id: '' };
+/** name -> the device tags seen with it: more than one, and each bubble says which. */
+const tagsOf = new Map();
 
 // ---- own messages: ids this browser posted, shared by its tabs --------------------
 const readOwn = () => { try { return new Set(JSON.parse(store.get(OWN_KEY) || '[]')); } catch { return new Set(); } };
@@ -52,8 +55,6 @@ export function scrollToEnd() {
   scroller.scrollTop = scroller.scrollHeight;
   hint.hidden = true;
 }
-scroller.addEventListener('scroll', () => { if (nearBottom()) hint.hidden = true; });
-hint.addEventListener('click', scrollToEnd);
 
 /** The confirmed message before or after `li` in the list, skipping anything else. */
 function neighbour(li, forward) {
@@ -64,6 +65,10 @@ function neighbour(li, forward) {
   }
   return el;
 }
+
+/** Whether two messages are from one sender: one device, or (without tags) one name. */
+const sameSender = (a, b) => (a.device || b.device ? a.device === b.device : a.name === b.name)
+  && a.name === b.name && Boolean(a.mod) === Boolean(b.mod);
 
 /**
  * Fits a message just placed into its surroundings: a separator when the day
@@ -89,9 +94,8 @@ function fitIn(li) {
       sep = null;
     }
     if (sep) sep.textContent = dayLabel(m.time);
-    const sameSender = prev && !newDay && prev.name === m.name && Boolean(prev.mod) === Boolean(m.mod)
-      && m.time - prev.time < GROUP_MS && el.classList.contains('own') === before.classList.contains('own');
-    el.classList.toggle('cont', Boolean(sameSender));
+    el.classList.toggle('cont', Boolean(prev && !newDay && sameSender(prev, m) && m.time - prev.time < GROUP_MS
+      && el.classList.contains('own') === before.classList.contains('own')));
   }
 }
 
@@ -107,6 +111,21 @@ function unfit(li) {
   if (next) fitIn(next);
 }
 
+/** When a name is used by more than one device, every bubble of it shows which. */
+function tell(m) {
+  if (!m.device) return;
+  const tags = tagsOf.get(m.name) || new Set();
+  tagsOf.set(m.name, tags.add(m.device));
+  if (tags.size < 2) return;
+  for (const { m: other, li } of shown.values()) {
+    if (other.name === m.name && other.device) {
+      const mark = li.querySelector('.tag');
+      mark.textContent = `#${other.device.slice(0, 4)}`;
+      mark.title = `device ${other.device}`;
+    }
+  }
+}
+
 export function removeMessage(id) {
   const entry = shown.get(id);
   if (!entry) return;
@@ -120,20 +139,21 @@ on('deleted', removeMessage);
 function confirmed(m, isOwn) {
   const li = bubble(m, isOwn ? 'own' : '');
   li.dataset.id = m.id;
-  if (isHost) moderation(li, m.id);
   shown.set(m.id, { m, li });
+  tell(m);
   return li;
 }
 
-/** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up. */
-function place(li, isOwn) {
-  const follow = nearBottom();
+/** Adds a bubble above the unconfirmed ones, following the newest unless the reader scrolled up or is away. */
+function place(li, isOwn, live) {
+  const follow = nearBottom() && !document.hidden;
   list.insertBefore(li, list.querySelector('.msg.pending, .msg.failed'));
-  if (follow || isOwn) scrollToEnd();
+  if (follow || isOwn || !live) scrollToEnd();
   else hint.hidden = false;
 }
 
-export function showMessage(m) {
+/** A message from the stream (`live`), or one of a page of history put in before it. */
+export function showMessage(m, live = true) {
   if (!m || typeof m.id !== 'string') return;
   last.id = m.id;
   if (shown.has(m.id)) return; // a replay after a reconnect: already here
@@ -147,14 +167,13 @@ export function showMessage(m) {
   }
   const isOwn = own.has(m.id) || Boolean(pending);
   const li = confirmed(m, isOwn);
-  const mention = !isOwn && namesMe(m.text);
-  if (mention) li.classList.add('mention');
   // Still on the server after a reset: no longer only on this device.
   list.querySelector(`.msg.stale[data-stale-id="${CSS.escape(m.id)}"]`)?.remove();
-  place(li, isOwn);
+  place(li, isOwn, live);
   fitIn(li);
   showEmpty();
-  if (!isOwn) notice(m, mention);
+  if (live && !isOwn) announce(`${m.name}: ${m.text}`);
+  emit('shown', m, li, live && !isOwn);
   if (shown.size > MAX_SHOWN) {
     const oldest = list.querySelector('.msg[data-id]');
     shown.delete(oldest.dataset.id);
@@ -162,14 +181,37 @@ export function showMessage(m) {
   }
 }
 
-/** An empty chat says what to do. */
+/** Says a new message to a screen reader, in a region of its own (the list is not live). */
+function announce(text) {
+  const line = document.createElement('p');
+  line.textContent = text;
+  announcer.append(line);
+  while (announcer.childElementCount > 3) announcer.firstElementChild.remove();
+}
+
+/** What the server holds: "No messages yet" only once it has said there are none. */
 export function showEmpty() {
+  $('loading').hidden = true;
   $('empty').hidden = list.querySelector('.msg') !== null;
 }
 
 // ---- older messages, as the list is scrolled up ------------------------------------
 let olderMore = true;
 let olderLoading = false;
+/** The first page of history, fetched with the page (it is preloaded). */
+export async function loadHistory() {
+  try {
+    // The same request as the page's preload, which it then answers; not waited for
+    // long, or a stalled network would hold back the whole page.
+    const res = await fetch('/messages', { signal: AbortSignal.timeout(8000) });
+    if (!res.ok) return;
+    const page = await res.json();
+    olderMore = Boolean(page.more);
+    for (const m of page.messages) showMessage(m, false);
+    showEmpty();
+  } catch { /* the stream's replay brings it */ }
+}
+
 async function loadOlder() {
   const first = list.querySelector('.msg[data-id]');
   if (olderLoading || !olderMore || !first || scroller.scrollTop > OLDER_AT_PX) return;
@@ -187,13 +229,17 @@ async function loadOlder() {
       const top = list.querySelector('.msg[data-id]');
       list.insertBefore(li, top.previousElementSibling?.matches('.day') ? top.previousElementSibling : top);
       fitIn(li);
+      emit('shown', m, li, false);
     }
     scroller.scrollTop = scroller.scrollHeight - fromBottom;
   } catch { /* again at the next scroll */ } finally {
     olderLoading = false;
   }
 }
-scroller.addEventListener('scroll', loadOlder, { passive: true });
+scroller.addEventListener('scroll', () => {
+  if (nearBottom()) hint.hidden = true;
+  loadOlder();
+}, { passive: true });
 
 /**
  * The server does not know the last id this page saw: it restarted without its

@@ -120,10 +120,10 @@ pub async fn read_body(req: &mut Request, limit: usize, config: &Config) -> Resu
     Ok(body)
 }
 
-/// `GET /messages?before=<id>&limit=<n>`: the `n` (default 50) messages before
-/// `before` in history, oldest first, as `{"messages":[…],"more":bool}`, for a page
+/// `GET /messages?before=<id>&limit=<n>`: the `n` (default 50; without `before`,
+/// `--backlog`) messages before `before` in history, oldest first, as `{"messages":[…],"more":bool}`, for a page
 /// scrolled up past the first it shows; `more` says whether older ones are kept.
-pub async fn older(req: &Request, registry: &Handle) -> Result<Response, Error> {
+pub async fn older(req: &Request, registry: &Handle, backlog: usize) -> Result<Response, Error> {
     let before = match query(req, "before") {
         None => None,
         Some(id) => Some(id.parse::<Id>().map_err(|_| {
@@ -134,6 +134,8 @@ pub async fn older(req: &Request, registry: &Handle) -> Result<Response, Error> 
         })?),
     };
     let limit = match query(req, "limit") {
+        // A page's first look is what a new stream would replay (`--backlog`).
+        None if before.is_none() => backlog.clamp(1, OLDER_MAX),
         None => 50,
         Some(n) => n
             .parse::<usize>()

@@ -246,7 +246,7 @@ pub async fn handle(req: Request, peer: Peer, shared: &Shared) -> Reply {
         Route::Media => return files::media(&req, &param, &shared.media, json),
         Route::Events => return chat::events(&req, &shared.registry).await,
         Route::Post => chat::post(req, peer.client, shared).await,
-        Route::Older => chat::older(&req, &shared.registry).await,
+        Route::Older => chat::older(&req, &shared.registry, shared.config.backlog).await,
         Route::Recent => Ok(chat::recent(&shared.registry).await),
         Route::Ping => Ok(chat::no_content()),
         Route::Limits => Ok(chat::limits(&shared.config)),

@@ -79,6 +79,14 @@ export async function launch(extra = []) {
     env: { ...process.env, HOME: profile },
   });
   browser.on('disconnected', () => rmSync(profile, { recursive: true, force: true }));
+  // A first message without a name asks for one (composer.js). Pages in tests have
+  // already said "send as anonymous", unless a context is made with `askName: true`.
+  const plain = browser.newContext.bind(browser);
+  browser.newContext = async ({ askName, ...options } = {}) => {
+    const context = await plain(options);
+    if (!askName) await context.addInitScript(() => { try { localStorage.setItem('lanchat.anonymous', '1'); } catch { /* none */ } });
+    return context;
+  };
   return browser;
 }
 
