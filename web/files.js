@@ -4,7 +4,7 @@
 // behind. Other files go as they are, within the server's limit, told at the chip.
 // Files waiting to be sent, and those chosen for the next message, are kept in
 // IndexedDB (which plain http has too), so a reload or a closed tab loses none.
-// A photo tapped opens in the page's viewer.
+// A photo tapped opens in the page's viewer (viewer.js).
 import { $, limits } from './env.js';
 import { kib } from './render.js';
 import { list } from './timeline.js';
@@ -150,71 +150,12 @@ export function takeChosen() {
   return files;
 }
 
-// ---- the viewer -------------------------------------------------------------------
-// A dialog with the neighbouring photos a swipe, an arrow key or a button away, a
-// download, and Escape or Close back to where the reader was (focus returns to the
-// photo).
-let dialog = null;
-let img = null;
-let save = null;
-let opener = null;
-let at = 0;
-let startX = null;
-
-const photos = () => [...list.querySelectorAll('a.photo')];
-
-function view(i) {
-  const all = photos();
-  if (!all.length) return;
-  at = (i + all.length) % all.length;
-  const a = all[at];
-  img.src = a.href;
-  img.alt = a.querySelector('img')?.alt || 'photo';
-  save.href = a.href;
-  save.download = img.alt;
-}
-
-function control(tag, label, text, act) {
-  const el = document.createElement(tag);
-  el.textContent = text;
-  el.setAttribute('aria-label', label);
-  if (tag === 'button') el.type = 'button';
-  if (act) el.addEventListener('click', act);
-  dialog.append(el);
-  return el;
-}
-
-function make() {
-  dialog = document.createElement('dialog');
-  dialog.className = 'viewer';
-  dialog.setAttribute('aria-label', 'Photo');
-  img = document.createElement('img');
-  dialog.append(img);
-  control('button', 'Previous photo', '‹', () => view(at - 1));
-  control('button', 'Next photo', '›', () => view(at + 1));
-  save = control('a', 'Download', 'Download');
-  control('button', 'Close', '✕', () => dialog.close());
-  dialog.addEventListener('keydown', (e) => {
-    if (e.key === 'ArrowLeft') view(at - 1);
-    if (e.key === 'ArrowRight') view(at + 1);
-  });
-  dialog.addEventListener('pointerdown', (e) => { startX = e.clientX; });
-  dialog.addEventListener('pointerup', (e) => {
-    const moved = startX === null ? 0 : e.clientX - startX;
-    if (Math.abs(moved) > 50) view(at + (moved < 0 ? 1 : -1));
-    startX = null;
-  });
-  dialog.addEventListener('close', () => opener?.focus());
-  document.body.append(dialog);
-}
-
+// A photo tapped opens in the page's viewer (viewer.js), fetched the first time.
 list.addEventListener('click', (e) => {
   const a = e.target.closest('a.photo');
   // A middle click, or one with a modifier, still opens the file as a link does.
   if (!a || e.button || e.ctrlKey || e.metaKey || e.shiftKey) return;
   e.preventDefault();
-  if (!dialog) make();
-  opener = a;
-  view(photos().indexOf(a));
-  dialog.showModal();
+  // Unreachable (the network went), the photo opens as the link it is.
+  import('./viewer.js').then((v) => v.open(a), () => window.open(a.href, '_blank', 'noopener'));
 });

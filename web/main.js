@@ -1,29 +1,31 @@
 // lanchat's page, as modules: env (shared helpers, limits), render (a bubble),
 // timeline (the list), notice (what is new, and where the reader was), moderation
 // (the host's menu), stream (the events, shared by tabs), outbox (sending), files
-// (photos, and the viewer), composer (the box), portal (the hotspot's sheet). Without JavaScript the form still posts, the page reloads,
-// and a frame shows the newest messages (/recent).
+// (photos), viewer (a tapped photo), composer (the box), portal (the hotspot's
+// sheet). Without JavaScript the form still posts, the page reloads, and a frame
+// shows the newest messages (/recent).
 //
 // The newest messages come first: the page asks for them while it is parsed
 // (preloaded, as are the three modules that show them), and everything else loads
 // after they are on screen.
-import { $, store } from './env.js';
+import { $, isHost, store } from './env.js';
 import { loadHistory } from './timeline.js';
 
 document.documentElement.classList.add('js');
 $('name').value = store.get('lanchat.name') || '';
 await loadHistory();
-const [notice, moderation, stream, outbox, files, composer, portal] = await Promise.all(
-  ['notice', 'moderation', 'stream', 'outbox', 'files', 'composer', 'portal']
-    .map((name) => import(`./${name}.js`)),
-);
-notice.welcome();
-notice.initPrefs();
-moderation.initModeration();
-files.initPicker();
-composer.initComposer();
-portal.initPortal();
-stream.elect();
+// The host's menu and the hotspot's sheet are fetched only by the pages that show them.
+const wanted = ['notice', 'stream', 'outbox', 'files', 'composer'];
+if (isHost) wanted.push('moderation');
+if (new URLSearchParams(location.search).has('portal')) wanted.push('portal');
+const m = Object.fromEntries(await Promise.all(wanted.map(async (name) => [name, await import(`./${name}.js`)])));
+m.notice.welcome();
+m.notice.initPrefs();
+m.moderation?.initModeration();
+m.files.initPicker();
+m.composer.initComposer();
+m.portal?.initPortal();
+m.stream.elect();
 // What was typed and not sent before this page was closed or reloaded: on its way.
-for (const item of outbox.readOutbox()) outbox.pendingBubble(item);
-outbox.sendOutbox();
+for (const item of m.outbox.readOutbox()) m.outbox.pendingBubble(item);
+m.outbox.sendOutbox();

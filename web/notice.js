@@ -198,6 +198,8 @@ export function welcome() {
   divider.setAttribute('role', 'separator');
   divider.textContent = `${first.length} new message${first.length === 1 ? '' : 's'}`;
   first[0].before(divider);
+  // The first one back shows its name, whoever wrote the one above.
+  first[0].classList.remove('cont');
   scroller.scrollTop += top(divider) - 8;
   look();
 }

@@ -36,6 +36,8 @@ export function bubble(m, classes) {
   when.dateTime = date.toISOString();
   // Written long before it could be sent (it waited for the network): both times.
   const short = m.written ? `written ${hhmm(new Date(m.written))} · sent ${hhmm(date)}` : hhmm(date);
+  // Two times are long: they take a line of their own rather than squeeze the name.
+  if (m.written) li.classList.add('late');
   when.textContent = short;
   // The whole date: on hover, and on a tap (a phone has no hover).
   when.title = date.toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });

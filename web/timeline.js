@@ -94,7 +94,9 @@ function fitIn(li) {
       sep = null;
     }
     if (sep) sep.textContent = dayLabel(m.time);
+    // Where the reader stopped starts a new group.
     el.classList.toggle('cont', Boolean(prev && !newDay && sameSender(prev, m) && m.time - prev.time < GROUP_MS
+      && !el.previousElementSibling?.matches('.unread')
       && el.classList.contains('own') === before.classList.contains('own')));
   }
 }
