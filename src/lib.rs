@@ -71,6 +71,7 @@ mod portal;
 mod registry;
 mod routes;
 mod sched;
+mod search;
 mod server;
 pub mod sse;
 pub mod store;

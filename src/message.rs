@@ -46,7 +46,9 @@ pub const ANONYMOUS: &str = "anonymous";
 pub const MAX_FORM_BYTES: usize = (MAX_TEXT_CHARS + MAX_NAME_CHARS) * 12 + 512;
 
 /// The fields of a post; others are read past.
-pub const FIELDS: &[&str] = &["message", "name", "cid", "sent", "written", "device"];
+pub const FIELDS: &[&str] = &[
+    "message", "name", "cid", "sent", "written", "device", "reply",
+];
 
 /// Above this a `sent` time is not taken (the year 2500): no real clock reads it.
 const MAX_SENT_MS: u64 = 16_725_225_600_000;
@@ -87,7 +89,7 @@ impl std::str::FromStr for Id {
 }
 
 /// A message as stored in history and sent to every client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// `<epoch>-<n>`: the SSE event id; `n` increases by one per message.
     pub id: String,
@@ -119,7 +121,86 @@ pub struct Message {
     /// is then when it was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<u64>,
+    /// The message it answers, as it read when this one was posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Quote>,
+    /// When its sender last changed its text (server time); the text is then the
+    /// new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<u64>,
+    /// Taken back by its sender: its place stays, with no text and no files.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// Its reactions, each kind with the devices that gave it, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reactions>,
 }
+
+/// What a reply shows of the message it answers: enough to recognise it, not all
+/// of it. Emptied (`gone`) when that message is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The id of the message answered.
+    pub id: String,
+    /// Its sender's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The start of its text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// The id of its first photo, for a thumbnail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
+    /// The message answered was deleted: nothing of it is shown.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gone: bool,
+    /// The message answered was not in history when the reply was posted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub missing: bool,
+}
+
+/// One kind of reaction on a message, with who gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reactions {
+    /// One of [`REACTIONS`].
+    pub emoji: String,
+    /// The devices that gave it, first first.
+    pub by: Vec<Reactor>,
+}
+
+/// A device that reacted, with the name it used then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reactor {
+    /// Its device tag.
+    pub device: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// The reactions a message can get: a small fixed set, as the chat apps people know
+/// have.
+pub const REACTIONS: &[&str] = &[
+    "\u{1f44d}",
+    "\u{2764}\u{fe0f}",
+    "\u{1f602}",
+    "\u{1f62e}",
+    "\u{1f622}",
+    "\u{1f64f}",
+];
+
+/// Devices per reaction per message: a room's worth. It bounds what one message's
+/// event weighs (every new page is sent it), whatever a script mints in devices.
+pub const MAX_REACTORS: usize = 100;
+
+/// How long after it was sent a message may be edited by its sender.
+pub const EDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Records (messages and the changes to them) kept per message kept: changes do not
+/// push messages out of history, and a flood of them cannot grow it without end.
+pub const RECORDS_PER_MESSAGE: usize = 4;
+
+/// Characters of the message answered that a reply carries.
+pub const QUOTE_CHARS: usize = 120;
 
 /// A message delivered later than this after it was written shows both times.
 pub const LATE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -141,12 +222,76 @@ pub struct Deletion {
     pub id: String,
     /// The id of the message removed.
     pub delete: String,
+    /// Taken back by its sender: its place stays, as "message deleted".
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub own: bool,
 }
 
 impl Deletion {
-    /// The `data:` of its event: what every page needs to remove the message.
+    /// The `data:` of its event: what every page needs to remove the message (or,
+    /// `own`, to show it as deleted).
     pub fn event_json(&self) -> String {
-        serde_json::json!({ "id": self.delete }).to_string()
+        if self.own {
+            serde_json::json!({ "id": self.delete, "own": true }).to_string()
+        } else {
+            serde_json::json!({ "id": self.delete }).to_string()
+        }
+    }
+}
+
+/// A device gave (`on`) or took back a reaction. Sent as `event: react` with
+/// `{"id":"<react>","emoji":…,"device":…,"name":…,"on":…}`: a page sets or clears
+/// that one reaction, so that the same event twice changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reaction {
+    /// Its own place in the sequence.
+    pub id: String,
+    /// The message reacted to.
+    pub react: String,
+    /// One of [`REACTIONS`].
+    pub emoji: String,
+    /// The device tag that reacted.
+    pub device: String,
+    /// The name it used.
+    pub name: String,
+    /// Given (`true`) or taken back.
+    pub on: bool,
+}
+
+impl Reaction {
+    /// The `data:` of its event.
+    pub fn event_json(&self) -> String {
+        serde_json::json!({
+            "id": self.react,
+            "emoji": self.emoji,
+            "device": self.device,
+            "name": self.name,
+            "on": self.on,
+        })
+        .to_string()
+    }
+}
+
+/// The sender of a message changed its text. Sent as `event: edit` with
+/// `{"id":"<edit>","text":…,"edited":<time>}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    /// Its own place in the sequence.
+    pub id: String,
+    /// The message changed.
+    pub edit: String,
+    /// The new text.
+    pub text: String,
+    /// When (server time).
+    pub time: u64,
+}
+
+impl Edit {
+    /// The `data:` of its event.
+    pub fn event_json(&self) -> String {
+        serde_json::json!({ "id": self.edit, "text": self.text, "edited": self.time }).to_string()
     }
 }
 
@@ -158,6 +303,10 @@ pub enum Record {
     Message(Message),
     /// A removal (a line with `delete`).
     Deletion(Deletion),
+    /// A reaction given or taken back (a line with `react`).
+    Reaction(Reaction),
+    /// A new text for a message (a line with `edit`).
+    Edit(Edit),
 }
 
 impl Record {
@@ -166,20 +315,58 @@ impl Record {
         match self {
             Record::Message(m) => &m.id,
             Record::Deletion(d) => &d.id,
+            Record::Reaction(r) => &r.id,
+            Record::Edit(e) => &e.id,
+        }
+    }
+
+    /// The message a change acts on; `None` for a message.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Record::Message(_) => None,
+            Record::Deletion(d) => Some(&d.delete),
+            Record::Reaction(r) => Some(&r.react),
+            Record::Edit(e) => Some(&e.edit),
         }
     }
 
     /// The record as one line of JSON.
     pub fn to_json(&self) -> String {
+        // Structs of strings, integers and booleans cannot fail to serialise.
         match self {
             Record::Message(m) => m.to_json(),
-            // A struct of two strings cannot fail to serialise.
             Record::Deletion(d) => serde_json::to_string(d).unwrap_or_default(),
+            Record::Reaction(r) => serde_json::to_string(r).unwrap_or_default(),
+            Record::Edit(e) => serde_json::to_string(e).unwrap_or_default(),
         }
     }
 }
 
 impl Message {
+    /// Taken back by its sender: nothing of what it said stays.
+    pub fn take_back(&mut self) {
+        self.deleted = true;
+        self.text.clear();
+        self.files.clear();
+        self.reactions.clear();
+        self.reply = None;
+        self.edited = None;
+    }
+
+    /// A reply to a deleted message quotes nothing of it.
+    pub fn unquote(&mut self) {
+        if let Some(q) = &mut self.reply {
+            *q = Quote {
+                id: std::mem::take(&mut q.id),
+                name: String::new(),
+                text: String::new(),
+                photo: None,
+                gone: true,
+                missing: false,
+            };
+        }
+    }
+
     /// The id, parsed; `None` for one that is not of the form `<epoch>-<n>` (only a
     /// history file from elsewhere could hold such a message).
     pub fn parsed_id(&self) -> Option<Id> {
@@ -218,6 +405,8 @@ pub struct Draft {
     /// What the poster's clock read when the message was typed (the `written`
     /// field): with `sent`, how long it waited before it was sent.
     pub written: Option<u64>,
+    /// The message it answers (the `reply` field).
+    pub reply: Option<Id>,
 }
 
 /// Longest device secret: room for 32 random bytes in hex, and no more.
@@ -242,6 +431,8 @@ pub enum Invalid {
     BadCid,
     /// A `device` secret that is not 16 to 64 letters, digits, `-` or `_`.
     BadDevice,
+    /// A `reply` that is not a message id.
+    BadReply,
 }
 
 impl Invalid {
@@ -255,6 +446,7 @@ impl Invalid {
             Invalid::ControlCharacter => "control_character",
             Invalid::BadCid => "bad_cid",
             Invalid::BadDevice => "bad_device",
+            Invalid::BadReply => "bad_reply",
         }
     }
 
@@ -280,6 +472,7 @@ impl Invalid {
                 " letters, digits, '-' or '_'"
             ),
             Invalid::BadDevice => "the device must be 16 to 64 letters, digits, '-' or '_'",
+            Invalid::BadReply => "reply must be the id of a message, such as 1795560292000417-41",
         }
     }
 }
@@ -289,18 +482,7 @@ impl Draft {
     /// `message` field and an optional `name` field. Unknown fields are ignored;
     /// of repeated fields the first counts.
     pub fn from_form(body: &[u8]) -> Result<Draft, Invalid> {
-        let mut fields = Vec::new();
-        for pair in body.split(|&b| b == b'&') {
-            let mut parts = pair.splitn(2, |&b| b == b'=');
-            let key = decode_component(parts.next().unwrap_or_default())?;
-            // Fields of no use here are not even decoded: whatever they hold is fine.
-            if !FIELDS.contains(&key.as_str()) {
-                continue;
-            }
-            let value = decode_component(parts.next().unwrap_or_default())?;
-            fields.push((key, value));
-        }
-        Draft::from_fields(fields, Vec::new())
+        Draft::from_fields(form(body, FIELDS)?, Vec::new())
     }
 
     /// Validates decoded fields (see [`FIELDS`]; others are ignored, of repeated ones
@@ -316,6 +498,7 @@ impl Draft {
         let mut written = None;
         let mut cid = None;
         let mut device = None;
+        let mut reply = None;
         for (key, value) in fields {
             let slot = match key.as_str() {
                 "message" => &mut text,
@@ -324,6 +507,7 @@ impl Draft {
                 "written" => &mut written,
                 "cid" => &mut cid,
                 "device" => &mut device,
+                "reply" => &mut reply,
                 _ => continue,
             };
             if slot.is_none() {
@@ -342,12 +526,11 @@ impl Draft {
         };
         draft.sent = time(sent);
         draft.written = time(written);
+        if let Some(reply) = reply {
+            draft.reply = Some(reply.parse().map_err(|_| Invalid::BadReply)?);
+        }
         if let Some(device) = device {
-            let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-            let len = device.len();
-            if !(MIN_DEVICE_CHARS..=MAX_DEVICE_CHARS).contains(&len) || !device.bytes().all(fine) {
-                return Err(Invalid::BadDevice);
-            }
+            device_secret(&device)?;
             draft.device_secret = Some(device);
         }
         if let Some(cid) = cid {
@@ -405,6 +588,7 @@ impl Draft {
             device: None,
             device_secret: None,
             written: None,
+            reply: None,
         })
     }
 }
@@ -414,6 +598,42 @@ impl Draft {
 /// something else, so names drop them.
 pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The fields named in `wanted` of an `application/x-www-form-urlencoded` body,
+/// decoded, in order; the others are not even decoded: whatever they hold is fine.
+pub fn form(body: &[u8], wanted: &[&str]) -> Result<Vec<(String, String)>, Invalid> {
+    let mut fields = Vec::new();
+    for pair in body.split(|&b| b == b'&') {
+        let mut parts = pair.splitn(2, |&b| b == b'=');
+        let key = decode_component(parts.next().unwrap_or_default())?;
+        if !wanted.contains(&key.as_str()) {
+            continue;
+        }
+        let value = decode_component(parts.next().unwrap_or_default())?;
+        fields.push((key, value));
+    }
+    Ok(fields)
+}
+
+/// A `device` field: the browser's secret, 16 to 64 letters, digits, `-` or `_`.
+pub fn device_secret(value: &str) -> Result<&str, Invalid> {
+    let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if !(MIN_DEVICE_CHARS..=MAX_DEVICE_CHARS).contains(&value.len()) || !value.bytes().all(fine) {
+        return Err(Invalid::BadDevice);
+    }
+    Ok(value)
+}
+
+/// A text as a message may hold it (see [`Draft`]): line breaks as LF, not blank,
+/// within [`MAX_TEXT_CHARS`], no control characters.
+pub fn valid_text(text: &str) -> Result<String, Invalid> {
+    Draft::validate("", text, false).map(|d| d.text)
+}
+
+/// The start of a text, for a quote: at most [`QUOTE_CHARS`], cut at a character.
+pub fn quote_of(text: &str) -> String {
+    text.chars().take(QUOTE_CHARS).collect()
 }
 
 /// Decodes one form component: `+` is a space, `%XX` a byte (a `%` not followed by
@@ -556,6 +776,10 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         assert_eq!(
             m.to_json(),
@@ -648,10 +872,15 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         });
         let d = Record::Deletion(Deletion {
             id: "5-2".into(),
             delete: "5-1".into(),
+            own: false,
         });
         for r in [&m, &d] {
             assert_eq!(serde_json::from_str::<Record>(&r.to_json()).unwrap(), *r);

@@ -28,7 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::message::{Id, Record};
+use crate::message::{Id, Record, RECORDS_PER_MESSAGE};
 
 /// The file inside the data directory.
 pub const FILE_NAME: &str = "history.jsonl";
@@ -217,7 +217,7 @@ impl Store {
                     crate::info!("history file compacted again");
                 }
                 self.compact_failing = false;
-                self.compact_at = 2 * self.keep;
+                self.compact_at = (self.lines + self.keep).max(2 * self.keep);
             }
             Err(e) => {
                 let _ = fs::remove_file(self.path.with_file_name(TMP_NAME));
@@ -261,16 +261,21 @@ impl Store {
 }
 
 /// Reads a history file: every line that is a record, each id once, in id order,
-/// without the messages deletions name, then the newest `keep`. Of several epochs
-/// (runs), the one on the file's last line is the one that goes on; the others come
-/// before it, in the order of their last lines, so that one stray line from
-/// elsewhere cannot take over.
+/// deletions folded in, then the newest `keep` messages (with at most
+/// [`RECORDS_PER_MESSAGE`] times as many records). Of several epochs (runs), the one
+/// on the file's last line is the one that goes on; the others come before it, in
+/// the order of their last lines, so that one stray line from elsewhere cannot take
+/// over.
+///
+/// Folded means: a message a moderator deleted is gone; one its sender took back is
+/// kept empty, as deleted; nothing changes a deleted message later (its reactions
+/// and edits are gone); a reply to a deleted message quotes nothing of it. So the
+/// text of a deleted message leaves the file at the next compaction.
 pub fn load(bytes: &[u8], keep: usize) -> Loaded {
     let mut loaded = Loaded::default();
     // The line on which each epoch last appears. A file normally holds one.
     let mut epochs: HashMap<u64, usize> = HashMap::new();
     let mut found: Vec<(Id, Record)> = Vec::new();
-    let mut deleted: std::collections::HashSet<Id> = std::collections::HashSet::new();
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if !bytes.is_empty() {
         for (i, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -285,9 +290,6 @@ pub fn load(bytes: &[u8], keep: usize) -> Loaded {
                 .filter(|(id, _)| id.n < u64::MAX / 2);
             match read {
                 Some((id, r)) => {
-                    if let Record::Deletion(d) = &r {
-                        deleted.extend(d.delete.parse::<Id>());
-                    }
                     epochs.insert(id.epoch, i);
                     found.push((id, r));
                 }
@@ -298,11 +300,79 @@ pub fn load(bytes: &[u8], keep: usize) -> Loaded {
     // Stable: of two lines with one id, the first stays.
     found.sort_by_key(|(id, _)| (epochs.get(&id.epoch).copied(), id.n));
     found.dedup_by_key(|(id, _)| *id);
-    found.retain(|(id, r)| !(matches!(r, Record::Message(_)) && deleted.contains(id)));
+    fold_deletions(&mut found);
     loaded.valid = found.len();
-    let skip = found.len().saturating_sub(keep);
+    let skip = kept_from(found.iter().map(|(_, r)| r), keep);
     loaded.records = found.into_iter().skip(skip).map(|(_, r)| r).collect();
     loaded
+}
+
+/// Applies every deletion in `found` to the messages before it (see [`load`]).
+fn fold_deletions(found: &mut Vec<(Id, Record)>) {
+    // Each deleted message, and whether its sender took it back (kept, empty).
+    let mut deleted: HashMap<Id, bool> = HashMap::new();
+    for (id, r) in found.iter() {
+        if let Record::Deletion(d) = r {
+            if let Ok(target) = d.delete.parse::<Id>() {
+                // A deletion names a message before it; of two, the moderator's
+                // removes it whatever came first.
+                if target < *id || target.epoch != id.epoch {
+                    let own = deleted.get(&target).copied().unwrap_or(true) && d.own;
+                    deleted.insert(target, own);
+                }
+            }
+        }
+    }
+    if deleted.is_empty() {
+        return;
+    }
+    found.retain_mut(|(id, r)| match r {
+        Record::Message(m) => {
+            if let Some(own) = deleted.get(id) {
+                if !own {
+                    return false;
+                }
+                m.take_back();
+            }
+            if let Some(to) = m.reply.as_ref().and_then(|q| q.id.parse::<Id>().ok()) {
+                if deleted.contains_key(&to) {
+                    m.unquote();
+                }
+            }
+            true
+        }
+        Record::Reaction(_) | Record::Edit(_) => r
+            .target()
+            .and_then(|t| t.parse::<Id>().ok())
+            .map_or(true, |t| !deleted.contains_key(&t)),
+        Record::Deletion(_) => true,
+    });
+}
+
+/// Where the newest `keep` messages begin in `records` (oldest first), with at most
+/// [`RECORDS_PER_MESSAGE`] times `keep` records from there: what a history of
+/// `keep` holds (see `registry::history`).
+pub fn kept_from<'a>(
+    records: impl DoubleEndedIterator<Item = &'a Record> + ExactSizeIterator,
+    keep: usize,
+) -> usize {
+    let total = records.len();
+    let most = keep.saturating_mul(RECORDS_PER_MESSAGE);
+    let mut messages = 0;
+    let mut start = total;
+    for r in records.rev() {
+        if start == total - most.min(total) {
+            break;
+        }
+        if matches!(r, Record::Message(_)) {
+            if messages == keep {
+                break;
+            }
+            messages += 1;
+        }
+        start -= 1;
+    }
+    start
 }
 
 /// "3, 51, 77 and 4 more".
@@ -336,6 +406,10 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         })
     }
 
@@ -343,6 +417,7 @@ mod tests {
         Record::Deletion(Deletion {
             id: format!("{epoch}-{n}"),
             delete: format!("{epoch}-{of}"),
+            own: false,
         })
     }
 
@@ -530,6 +605,84 @@ mod tests {
         assert_eq!(ids(&load(&bytes, 10).records), ["3-1", "4-2"]);
     }
 
+    fn change(epoch: u64, n: u64, of: u64, kind: &str) -> Record {
+        let (id, target) = (format!("{epoch}-{n}"), format!("{epoch}-{of}"));
+        match kind {
+            "own" => Record::Deletion(Deletion {
+                id,
+                delete: target,
+                own: true,
+            }),
+            "edit" => Record::Edit(crate::message::Edit {
+                id,
+                edit: target,
+                text: "secret, edited".into(),
+                time: n,
+            }),
+            _ => Record::Reaction(crate::message::Reaction {
+                id,
+                react: target,
+                emoji: crate::message::REACTIONS[0].into(),
+                device: kind.into(),
+                name: "a".into(),
+                on: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_message_taken_back_loads_empty_and_nothing_changes_it_after() {
+        let mut reply = msg(4, 3);
+        if let Record::Message(m) = &mut reply {
+            m.reply = Some(crate::message::Quote {
+                id: "4-1".into(),
+                name: "a".into(),
+                text: "m1".into(),
+                photo: None,
+                gone: false,
+                missing: false,
+            });
+        }
+        let bytes = lines(&[
+            msg(4, 1),
+            change(4, 2, 1, "edit"),
+            reply,
+            change(4, 4, 1, "dev"),
+            change(4, 5, 1, "own"),
+            change(4, 6, 3, "dev"),
+        ]);
+        let loaded = load(&bytes, 10).records;
+        // Its edit and its reaction are gone; the deletion and the reply stay.
+        assert_eq!(ids(&loaded), ["4-1", "4-3", "4-5", "4-6"]);
+        let Record::Message(taken) = &loaded[0] else {
+            panic!("{loaded:?}")
+        };
+        assert!(taken.deleted && taken.text.is_empty());
+        let Record::Message(reply) = &loaded[1] else {
+            panic!("{loaded:?}")
+        };
+        let quote = reply.reply.as_ref().unwrap();
+        assert!(quote.gone && quote.text.is_empty());
+        assert!(!String::from_utf8_lossy(&lines(&loaded)).contains("m1"));
+    }
+
+    #[test]
+    fn changes_ride_with_the_messages_kept_and_do_not_push_them_out() {
+        let mut records = vec![msg(4, 1), msg(4, 2)];
+        for n in 3..=6 {
+            records.push(change(4, n, 2, &format!("d{n}")));
+        }
+        records.push(msg(4, 7));
+        let bytes = lines(&records);
+        // Two messages kept: the changes between them stay too.
+        assert_eq!(
+            ids(&load(&bytes, 2).records),
+            ["4-2", "4-3", "4-4", "4-5", "4-6", "4-7"]
+        );
+        // But no more than four records per message kept.
+        assert_eq!(ids(&load(&bytes, 1).records), ["4-4", "4-5", "4-6", "4-7"]);
+    }
+
     #[test]
     fn a_deleted_text_is_gone_from_the_file_once_the_deletion_is_written() {
         let dir = TempDir::new("deleted");
@@ -544,6 +697,10 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         });
         store.append(&[msg(4, 1), secret, msg(4, 3)]).unwrap();
         assert!(fs::read_to_string(dir.history()).unwrap().contains("phone"));

@@ -1,7 +1,8 @@
 // The message box and the name: limits counted as the server counts them, Enter as
-// a phone's keyboard or a laptop's expects, and the box kept above the on-screen
-// keyboard.
-import { $, limits, on, store } from './env.js';
+// a phone's keyboard or a laptop's expects, the message being answered or edited,
+// and the box kept above the on-screen keyboard.
+import { $, limits, on, parse, store } from './env.js';
+import { actions } from './render.js';
 import { queue } from './outbox.js';
 import { hasChosen, takeChosen } from './files.js';
 import { nearBottom, scrollToEnd } from './timeline.js';
@@ -12,6 +13,9 @@ const nameInput = $('name');
 const counter = $('counter');
 const NAME_KEY = 'lanchat.name';
 const DRAFT_KEY = 'lanchat.draft';
+/** What the box is doing beside writing: answering a message, or editing one. */
+const CONTEXT_KEY = 'lanchat.context';
+let context = null;
 /** Set once the writer chose to send without a name. */
 const ANON_KEY = 'lanchat.anonymous';
 /** The counter shows from this many characters left, so a long message sees it coming. */
@@ -42,7 +46,44 @@ function withinLimits() {
   return fine;
 }
 
+/** Shows (or with `null` drops) what the box answers or edits; kept across a reload. */
+function setContext(c) {
+  context = c;
+  if (c) store.set(CONTEXT_KEY, JSON.stringify(c));
+  else store.remove(CONTEXT_KEY);
+  const bar = $('context');
+  bar.hidden = !c;
+  if (!c) return;
+  const text = $('context-text');
+  if (c.edit) text.textContent = 'Editing your message';
+  else text.textContent = `Reply to ${c.reply.name}: ${c.reply.text.split('\n')[0] || 'photo'}`;
+  input.focus();
+}
+
+/** Answers message `m`: the next message sent quotes it. */
+export function replyTo(m) {
+  const photo = (m.files || []).find((f) => limits.inline_types.includes(f.type) && f.width)?.id;
+  setContext({ reply: { id: m.id, name: m.name, text: [...m.text].slice(0, 120).join(''), photo } });
+}
+
+/** Edits this device's message `m`: its text goes into the box, and Send saves it. */
+export function edit(m) {
+  setContext({ edit: m.id, was: input.value });
+  input.value = m.text;
+  autosize();
+}
+
+function dropContext() {
+  if (context?.edit) input.value = context.was || '';
+  autosize();
+  setContext(null);
+}
+
 export function initComposer() {
+  const kept = parse(store.get(CONTEXT_KEY));
+  if (kept) setContext(kept);
+  $('context-close').addEventListener('click', dropContext);
+  input.addEventListener('keydown', (e) => { if (e.key === 'Escape' && context) dropContext(); });
   nameInput.value = store.get(NAME_KEY) || '';
   nameInput.addEventListener('input', () => { store.set(NAME_KEY, nameInput.value.trim()); $('ask-name').hidden = true; });
   // What was being typed survives a reload.
@@ -71,11 +112,22 @@ export function initComposer() {
       nameInput.focus();
       return;
     }
+    if (context?.edit) {
+      const { edit: id, was } = context;
+      if (!text.trim()) return;
+      actions((a) => a.edit(id, text));
+      input.value = was || '';
+      store.set(DRAFT_KEY, input.value);
+      setContext(null);
+      autosize();
+      return;
+    }
     const files = takeChosen();
     input.value = '';
     store.remove(DRAFT_KEY);
     autosize();
-    queue(text.trim() ? text : '', nameInput.value.trim(), files);
+    queue(text.trim() ? text : '', nameInput.value.trim(), files, Date.now(), context?.reply);
+    setContext(null);
     input.focus();
   });
   // On a phone's keyboard Enter is the only way to break a line, and Send is a thumb

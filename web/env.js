@@ -42,6 +42,14 @@ export const device = store.get('lanchat.device') || (() => {
   return made;
 })();
 
+/** This browser's public device tag, once the server has said it (with a post or a reaction). */
+export const tag = { id: store.get('lanchat.tag') || '' };
+export function learnTag(id) {
+  if (typeof id !== 'string' || !id || id === tag.id) return;
+  tag.id = id;
+  store.set('lanchat.tag', id);
+}
+
 // The tabs of this browser share one stream over this channel (see stream.js).
 export const channel = 'BroadcastChannel' in window ? new BroadcastChannel('lanchat') : null;
 export const relay = (msg) => { if (channel) channel.postMessage(msg); };

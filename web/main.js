@@ -1,8 +1,9 @@
 // lanchat's page, as modules: env (shared helpers, limits), render (a bubble),
 // timeline (the list), notice (what is new, and where the reader was), moderation
 // (the host's menu), stream (the events, shared by tabs), outbox (sending), files
-// (photos), viewer (a tapped photo), composer (the box), portal (the hotspot's
-// sheet). Without JavaScript the form still posts, the page reloads, and a frame
+// (photos), viewer (a tapped photo), actions (react, reply, edit, delete: a
+// message's menu), search (finding a message), composer (the box), portal (the
+// hotspot's sheet). Without JavaScript the form still posts, the page reloads, and a frame
 // shows the newest messages (/recent).
 //
 // The newest messages come first: the page asks for them while it is parsed
@@ -26,6 +27,10 @@ m.files.initPicker();
 m.composer.initComposer();
 m.portal?.initPortal();
 m.stream.elect();
+// Searching loads its code when it is first asked for.
+const search = $('search-open');
+search.hidden = false;
+search.addEventListener('click', () => import('./search.js').then((s) => s.open()));
 // What was typed and not sent before this page was closed or reloaded: on its way.
 for (const item of m.outbox.readOutbox()) m.outbox.pendingBubble(item);
 m.outbox.sendOutbox();

@@ -27,7 +27,7 @@ function moderation(li, m) {
   const toggle = document.createElement('button');
   toggle.type = 'button';
   toggle.className = 'mod-toggle';
-  toggle.textContent = '⋯';
+  toggle.textContent = '⚑';
   toggle.setAttribute('aria-label', 'Moderate this message');
   toggle.setAttribute('aria-expanded', 'false');
   const menu = document.createElement('div');

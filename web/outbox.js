@@ -5,7 +5,7 @@
 // opened again later. Each message carries an id made here (cid): sent twice (an
 // answer lost on the way), the server answers with the message it already has and
 // nobody sees it twice.
-import { canStore, device, emit, newId, on, refusal, store } from './env.js';
+import { canStore, device, emit, learnTag, newId, on, refusal, store } from './env.js';
 import { bubble } from './render.js';
 import { list, markOwn, pendingByCid, pendingById, rememberOwn, scrollToEnd, shown } from './timeline.js';
 import { attachments, forgetFiles, upload, uploads } from './files.js';
@@ -41,7 +41,7 @@ const dropFromOutbox = (cid) => writeOutbox(readOutbox().filter((i) => i.cid !==
 export function pendingBubble(item) {
   let li = pendingByCid.get(item.cid);
   if (!li) {
-    li = bubble({ name: item.name || 'anonymous', text: item.text, time: item.at || Date.now() }, 'own pending');
+    li = bubble({ name: item.name || 'anonymous', text: item.text, time: item.at || Date.now(), reply: item.reply }, 'own pending');
     li.dataset.cid = item.cid;
     if (item.names?.length) {
       const files = document.createElement('div');
@@ -91,6 +91,7 @@ function setSendState(li, text) {
 /** The server has it: the bubble becomes the message when its event comes. */
 function confirmOwn(m, li) {
   rememberOwn(m.id);
+  learnTag(m.device);
   pendingByCid.delete(m.cid);
   if (shown.has(m.id)) {
     // The event was faster than the answer.
@@ -148,6 +149,7 @@ async function deliver(item, li) {
     // the phones (the server uses it only when most of them agree it is behind).
     // With when it was written: sent more than a minute later, everyone sees both.
     const fields = { name: item.name, message: item.text, cid: item.cid, device, written: String(item.at), sent: String(Date.now()) };
+    if (item.reply) fields.reply = item.reply.id;
     let res;
     if (item.names?.length) {
       const files = attachments.get(item.cid) || await uploads.get(item.cid);
@@ -225,7 +227,7 @@ function fail(li, item, reason, final) {
   problem.className = 'problem';
   const why = document.createElement('span');
   why.textContent = reason;
-  const again = async (files) => { li.remove(); queue(item.text, item.name, files, item.at); };
+  const again = async (files) => { li.remove(); queue(item.text, item.name, files, item.at, item.reply); };
   const files = async () => attachments.get(item.cid) || await uploads.get(item.cid) || [];
   problem.append(why);
   if (!final) problem.append(button('Retry', async () => { const kept = await files(); forgetFiles(item.cid); again(kept); }));
@@ -244,8 +246,8 @@ function stillSend(item, li) {
 }
 
 /** A new message from the box: into the outbox, on screen, on its way. */
-export async function queue(text, name, files = [], at = Date.now()) {
-  const item = { cid: newId(), name, text, at };
+export async function queue(text, name, files = [], at = Date.now(), reply = undefined) {
+  const item = { cid: newId(), name, text, at, reply };
   if (files.length) {
     item.names = files.map((f) => f.name);
     attachments.set(item.cid, files);

@@ -1,6 +1,7 @@
-// A message as a bubble. Everything from the network is set as text (textContent,
-// attributes), never parsed as HTML.
-import { limits } from './env.js';
+// A message as a bubble: as it now stands (edited, deleted, its reactions, what it
+// answers). Everything from the network is set as text (textContent, attributes),
+// never parsed as HTML.
+import { limits, tag } from './env.js';
 
 const hhmm = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
@@ -49,11 +50,108 @@ export function bubble(m, classes) {
   const text = document.createElement('div');
   text.className = 'text';
   text.dir = 'auto';
-  text.append(...linked(m.text));
   meta.append(when);
   li.append(meta, text);
-  if (Array.isArray(m.files) && m.files.length) li.append(filesOf(m.files));
+  if (m.id) {
+    // What can be done with it (react, reply, edit or delete one's own): a menu, on
+    // hover, a long press or the keyboard; its code loads at the first use.
+    const act = document.createElement('button');
+    act.type = 'button';
+    act.className = 'act';
+    act.textContent = '⋯';
+    act.setAttribute('aria-label', 'Message actions');
+    act.setAttribute('aria-haspopup', 'menu');
+    act.addEventListener('click', () => actions((a) => a.menu(li)));
+    meta.append(act);
+    li.addEventListener('contextmenu', (e) => {
+      if (e.target.closest('a, .reactions')) return;
+      e.preventDefault();
+      actions((a) => a.menu(li));
+    });
+  }
+  setText(li, m);
   return li;
+}
+
+/** Runs `fn` with the module of message actions, loaded at its first use. */
+export const actions = (fn) => import('./actions.js').then(fn);
+
+/** The parts of a bubble that change after it is sent: text, files, quote, reactions. */
+export function setText(li, m) {
+  li.classList.toggle('deleted', Boolean(m.deleted));
+  const text = li.querySelector('.text');
+  if (m.deleted) {
+    text.textContent = 'message deleted';
+    for (const el of li.querySelectorAll('.files, .quote, .reactions, .edited')) el.remove();
+    return;
+  }
+  text.replaceChildren(...linked(m.text));
+  if (m.edited && !li.querySelector('.edited')) {
+    const mark = document.createElement('span');
+    mark.className = 'edited';
+    mark.textContent = 'edited';
+    li.querySelector('.meta time').after(mark);
+  }
+  li.querySelector('.quote')?.remove();
+  if (m.reply) text.before(quoteOf(m.reply));
+  if (Array.isArray(m.files) && m.files.length && !li.querySelector('.files')) text.after(filesOf(m.files));
+  setReactions(li, m);
+}
+
+/** What a reply answers, above its text; a tap goes to it. */
+export function quoteOf(q) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'quote';
+  b.dataset.to = q.id;
+  const who = document.createElement('span');
+  who.className = 'q-who';
+  const what = document.createElement('span');
+  what.className = 'q-text';
+  what.dir = 'auto';
+  if (q.gone || q.missing) {
+    what.textContent = q.gone ? 'deleted message' : 'a message no longer kept';
+    b.classList.add('q-gone');
+  } else {
+    who.textContent = q.name;
+    what.textContent = q.text.split('\n')[0] || (q.photo ? 'photo' : '');
+  }
+  if (q.photo && /^[0-9a-f]{32}$/.test(q.photo) && !q.gone) {
+    const img = document.createElement('img');
+    img.src = `/media/${q.photo}`;
+    img.alt = '';
+    img.loading = 'lazy';
+    b.append(img);
+  }
+  b.append(who, what);
+  b.setAttribute('aria-label', q.gone || q.missing ? `Reply to a ${what.textContent}` : `Reply to ${q.name}: ${what.textContent}. Show it`);
+  b.addEventListener('click', () => import('./timeline.js').then((t) => t.reveal(q.id, b)));
+  return b;
+}
+
+/** Reactions under a message: a chip per kind with its count, this device's own marked; a tap gives or takes back one, a long press says who. */
+export function setReactions(li, m) {
+  li.querySelector('.reactions')?.remove();
+  if (m.deleted || !Array.isArray(m.reactions) || !m.reactions.length) return;
+  const box = document.createElement('div');
+  box.className = 'reactions';
+  for (const r of m.reactions) {
+    const mine = Boolean(tag.id) && r.by.some((b) => b.device === tag.id);
+    const chip = document.createElement('button');
+    chip.type = 'button';
+    chip.textContent = `${r.emoji} ${r.by.length}`;
+    chip.setAttribute('aria-pressed', String(mine));
+    const names = r.by.map((b) => b.name).join(', ');
+    chip.title = names;
+    chip.setAttribute('aria-label', `${r.emoji} ${r.by.length}: ${names}`);
+    chip.addEventListener('click', () => actions((a) => a.react(li, m.id, r.emoji, !mine)));
+    chip.addEventListener('contextmenu', (e) => {
+      e.preventDefault();
+      note(li, `${r.emoji} ${names}`);
+    });
+    box.append(chip);
+  }
+  (li.querySelector('.files') || li.querySelector('.text')).after(box);
 }
 
 export const kib = (bytes) => (bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1048576).toFixed(1)} MB`);

@@ -3,7 +3,7 @@
 // allow six HTTP/1.1 connections per host; a seventh tab would hang). A phone that
 // wakes can hold a stream that looks open and is dead: it is checked and reopened.
 import { $, channel, emit, on, parse, relay, store } from './env.js';
-import { last, markOwn, reset, shown, showMessage, deletion } from './timeline.js';
+import { change, deletion, last, markOwn, reset, shown, showMessage } from './timeline.js';
 import { counting } from './notice.js';
 
 const statusEl = $('status');
@@ -57,6 +57,7 @@ function handle(kind, data, id) {
   lastByte = Date.now();
   if (kind === 'message') showMessage(parse(data));
   else if (kind === 'delete') deletion(data, id);
+  else if (kind === 'react' || kind === 'edit') change(kind, data, id);
   else if (kind === 'presence') { counting.on = true; const p = parse(data); if (p) setOnline(p.online); }
   else if (kind === 'reset') reset();
   else if (kind === 'ping') { const ms = Number(data); if (ms > 0) heartbeat = ms; }
@@ -83,7 +84,7 @@ function openStream() {
     relay({ type: 'event', kind, data: e.data, id: e.lastEventId });
   };
   es.onmessage = to('message');
-  for (const kind of ['presence', 'reset', 'ping', 'delete']) es.addEventListener(kind, to(kind));
+  for (const kind of ['presence', 'reset', 'ping', 'delete', 'react', 'edit']) es.addEventListener(kind, to(kind));
 }
 
 function closeStream() {

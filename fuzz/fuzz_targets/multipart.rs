@@ -14,7 +14,11 @@ use libfuzzer_sys::fuzz_target;
 struct Trickle<'a>(&'a [u8], usize);
 
 impl AsyncRead for Trickle<'_> {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, out: &mut [u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
         let n = self.1.min(out.len()).min(self.0.len());
         out[..n].copy_from_slice(&self.0[..n]);
         self.0 = &self.0[n..];
@@ -45,7 +49,9 @@ fuzz_target!(|input: (u8, &[u8])| {
         let mut again = Vec::new();
         for (i, (part, data)) in parts_read.iter().enumerate() {
             assert!(!part.name.is_empty(), "every part read has a name");
-            again.extend_from_slice(format!("--b\r\nContent-Disposition: form-data; name=\"p{i}\"\r\n\r\n").as_bytes());
+            again.extend_from_slice(
+                format!("--b\r\nContent-Disposition: form-data; name=\"p{i}\"\r\n\r\n").as_bytes(),
+            );
             again.extend_from_slice(data);
             again.extend_from_slice(b"\r\n");
         }

@@ -49,6 +49,10 @@ fuzz_target!(|bytes: &[u8]| {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     if !answer.is_empty() {
-        assert!(answer.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&answer));
+        assert!(
+            answer.starts_with(b"HTTP/1.1 "),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
     }
 });

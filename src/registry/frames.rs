@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::message::{Deletion, Message};
+use crate::message::{Deletion, Message, Record};
 use crate::sse::{self, Frame};
 
 /// A chat message: no `event:` field, so it reaches `EventSource.onmessage`.
@@ -18,6 +18,22 @@ pub fn deletion(deletion: &Deletion) -> Frame {
         Some("delete"),
         &deletion.event_json(),
     ))
+}
+
+/// A change to a message (a deletion, a reaction, an edit), with its own id in the
+/// sequence; `None` for a message, which is no change.
+pub fn change(record: &Record) -> Option<Frame> {
+    let (event, data) = match record {
+        Record::Message(_) => return None,
+        Record::Deletion(d) => return Some(deletion(d)),
+        Record::Reaction(r) => ("react", r.event_json()),
+        Record::Edit(e) => ("edit", e.event_json()),
+    };
+    Some(sse::chunk(&sse::event(
+        Some(record.id()),
+        Some(event),
+        &data,
+    )))
 }
 
 /// The heartbeat: a comment for proxies and curl, and an `event: ping` carrying the
@@ -91,6 +107,10 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let frame = message(&m);
         let (len, body) = text(&frame).split_once("\r\n").unwrap();
@@ -100,6 +120,7 @@ mod tests {
         let d = Deletion {
             id: "5-2".into(),
             delete: "5-1".into(),
+            own: false,
         };
         assert!(text(&deletion(&d)).contains("id: 5-2\nevent: delete\ndata: {\"id\":\"5-1\"}\n"));
         assert!(text(&presence(3)).contains("event: presence\ndata: {\"online\":3}\n"));

@@ -13,6 +13,8 @@ use crate::outbox::Outbox;
 use crate::sse::Frame;
 use crate::store::Store;
 
+use super::{Act, Found, Refused};
+
 /// A post asking to be admitted before its files are read.
 #[derive(Debug)]
 pub struct PostCheck {
@@ -65,6 +67,33 @@ pub enum Command {
         target: Id,
         /// Where the outcome goes.
         reply: Sender<Moderated>,
+    },
+    /// A device reacts to a message, or edits or deletes its own.
+    Act {
+        /// The message.
+        target: Id,
+        /// The device tag asking.
+        device: String,
+        /// What it asks.
+        act: Act,
+        /// Who asks, for the post rate and a mute.
+        client: ClientKey,
+        /// Where the outcome goes.
+        reply: Sender<Acted>,
+    },
+    /// The newest messages whose text holds every word, looking at no more than
+    /// `scan` places before `before`.
+    Search {
+        /// The words, folded (see `crate::search`).
+        words: Vec<String>,
+        /// Only messages before this one; `None`: from the newest.
+        before: Option<Id>,
+        /// Places looked at, at most.
+        scan: usize,
+        /// Messages found, at most.
+        limit: usize,
+        /// Where the result goes.
+        reply: Sender<Found>,
     },
     /// A moderator stops the sender of a message from posting for a while.
     Mute {
@@ -144,6 +173,46 @@ pub enum ModerationRefused {
     SenderUnknown,
     /// The history file could not be written.
     NotStored,
+}
+
+/// What a device's change comes to: the message as it now stands (with the ids of
+/// the files a deletion took from it), or why it was not done.
+pub type Acted = Result<Done, ActRefused>;
+
+/// A change done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// The message as it now stands.
+    pub message: Message,
+    /// The ids of its files to remove (it was deleted).
+    pub files: Vec<String>,
+    /// The change's own id in the sequence; `None` when it changed nothing.
+    pub event: Option<String>,
+}
+
+/// Why a device's change was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActRefused {
+    /// The registry has stopped (shutting down).
+    Stopped,
+    /// The history file could not be written.
+    NotStored,
+    /// Over the post rate; one more is allowed after this.
+    Limited(Duration),
+    /// Muted by the moderator; the mute ends after this.
+    Muted(Duration),
+    /// Not allowed, or not there.
+    Refused(Refused),
+}
+
+impl From<NotPublished> for ActRefused {
+    fn from(why: NotPublished) -> Self {
+        match why {
+            NotPublished::NotStored => ActRefused::NotStored,
+            NotPublished::Limited(wait) => ActRefused::Limited(wait),
+            NotPublished::Muted(wait) => ActRefused::Muted(wait),
+        }
+    }
 }
 
 /// Limits the registry works within; see `Config` for why each has its default.
@@ -257,6 +326,37 @@ impl Handle {
     pub async fn delete(&self, target: Id) -> Moderated {
         let asked = self.ask(|reply| Command::Delete { target, reply });
         asked.await.unwrap_or(Err(ModerationRefused::Stopped))
+    }
+
+    /// A device's change to a message; returns once it is stored and on its way.
+    pub async fn act(&self, target: Id, device: String, act: Act, client: ClientKey) -> Acted {
+        let asked = self.ask(|reply| Command::Act {
+            target,
+            device,
+            act,
+            client,
+            reply,
+        });
+        asked.await.unwrap_or(Err(ActRefused::Stopped))
+    }
+
+    /// One step of a search (see [`Command::Search`]); nothing found when the
+    /// registry has stopped.
+    pub async fn search(
+        &self,
+        words: Vec<String>,
+        before: Option<Id>,
+        scan: usize,
+        limit: usize,
+    ) -> Found {
+        let asked = self.ask(|reply| Command::Search {
+            words,
+            before,
+            scan,
+            limit,
+            reply,
+        });
+        asked.await.unwrap_or_default()
     }
 
     /// Mutes the sender of a message for `time` (zero: lifts the mute).

@@ -1,21 +1,30 @@
-//! The history ring: the newest `--history` records of the one id sequence, each
-//! with the frame it is replayed as, an index of the `cid`s of the messages in it,
-//! and the replay a stream is sent when it joins. Pure: no I/O, no clock.
+//! The history ring: the newest `--history` messages of the one id sequence with the
+//! changes made to them since (deletions, reactions, edits), each with the frame it
+//! is replayed as; an index of the `cid`s of the messages in it; the replay a stream
+//! is sent when it joins; and a search of the text kept. Pure: no I/O, no clock.
 //!
 //! Invariants:
 //! - Records are in id order: those of the current epoch in `n` order (with gaps
 //!   where lines were lost on disk or ids were never used), after any of older
 //!   epochs that were restored.
-//! - A deleted message keeps its place, holding only who sent it (for a mute);
-//!   it is in no replay, no page and no `cid` lookup from then on.
+//! - The ring holds at most `capacity` messages, and at most
+//!   [`RECORDS_PER_MESSAGE`] times as many records: changes do not push messages
+//!   out, and a flood of changes cannot grow it without end.
+//! - A message is kept as it now stands (its changes folded in by
+//!   [`changes::fold`]), its frame encoded again at each change: a page that opens
+//!   is sent each message once, never the list of changes.
+//! - A message a moderator deleted keeps its place, holding only who sent it (for a
+//!   mute); it is in no replay, no page and no `cid` lookup from then on. One its
+//!   sender deleted stays, as "deleted", with nothing of what it said.
 //! - A `cid` names the newest message in the ring that carries it.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::client::ClientKey;
-use crate::message::{Id, Message, Record};
+use crate::message::{Id, Message, Record, RECORDS_PER_MESSAGE};
 use crate::sse::Frame;
 
+use super::changes;
 use super::frames;
 use super::moderation::Who;
 
@@ -26,9 +35,10 @@ pub enum Kept {
     /// read it as a page, the sender (not known for one restored from disk) for a
     /// moderator's mute.
     Message {
-        /// The message as stored and sent.
-        message: Message,
-        /// Its event, encoded once.
+        /// The message as it now stands (boxed: the ring's places are mostly this,
+        /// and a change's place then weighs little).
+        message: Box<Message>,
+        /// Its event, encoded once per state.
         frame: Frame,
         /// Who posted it, while this run of the server knows.
         sender: Option<ClientKey>,
@@ -40,35 +50,50 @@ pub enum Kept {
         /// Its device tag.
         device: Option<String>,
     },
-    /// A deletion, replayed so that pages that showed the message remove it.
-    Deletion {
+    /// A change to a message, replayed so that pages that showed the message show
+    /// it as it now stands.
+    Change {
         /// Its event.
         frame: Frame,
+        /// The message it changed.
+        target: Id,
     },
 }
 
 impl Kept {
-    /// A record as the ring keeps it.
-    pub fn of(record: &Record, sender: Option<ClientKey>) -> Kept {
-        match record {
-            Record::Message(message) => Kept::Message {
-                frame: frames::message(message),
-                message: message.clone(),
-                sender,
-            },
-            Record::Deletion(d) => Kept::Deletion {
-                frame: frames::deletion(d),
-            },
+    /// A message as the ring keeps it.
+    pub fn message(message: Message, sender: Option<ClientKey>) -> Kept {
+        Kept::Message {
+            frame: frames::message(&message),
+            message: Box::new(message),
+            sender,
         }
     }
 
     /// What a replay sends for this place.
     fn frame(&self) -> Option<&Frame> {
         match self {
-            Kept::Message { frame, .. } | Kept::Deletion { frame } => Some(frame),
+            Kept::Message { frame, .. } | Kept::Change { frame, .. } => Some(frame),
             Kept::Removed { .. } => None,
         }
     }
+
+    fn is_message(&self) -> bool {
+        !matches!(self, Kept::Change { .. })
+    }
+}
+
+/// What a change did.
+#[derive(Debug)]
+pub struct Changed {
+    /// Its event.
+    pub frame: Frame,
+    /// The message as it now stands; `None` when a moderator removed it.
+    pub message: Option<Message>,
+    /// The ids of the files the change took from the message (a deletion's).
+    pub files: Vec<String>,
+    /// What the change pushed out of the ring.
+    pub gone: Vec<Kept>,
 }
 
 /// One place in the ring.
@@ -88,59 +113,152 @@ pub enum Missing {
     SenderUnknown,
 }
 
-/// The newest records, at most `capacity` of them.
+/// What a search found, newest first, and where a search that stopped early goes on.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The messages that match, newest first.
+    pub messages: Vec<Message>,
+    /// The oldest place looked at, when older ones were not: the next search's
+    /// `before`.
+    pub next: Option<Id>,
+}
+
+/// The newest records, at most `capacity` messages of them.
 #[derive(Debug)]
 pub struct History {
     ring: VecDeque<Stored>,
     cids: HashMap<String, Id>,
     capacity: usize,
+    /// Places in the ring that are messages (deleted or not).
+    messages: usize,
 }
 
 impl History {
-    /// An empty history of at most `capacity` records.
+    /// An empty history of at most `capacity` messages.
     pub fn new(capacity: usize) -> History {
         History {
             ring: VecDeque::with_capacity(capacity.min(1024)),
             cids: HashMap::new(),
             capacity,
+            messages: 0,
         }
     }
 
-    /// The newest `capacity` of `records` (oldest first, in id order), and the id
-    /// of the last one, after which the sequence goes on.
+    /// `records` (oldest first, in id order) with every change folded in, as far as
+    /// `capacity` keeps them, and the id of the last one, after which the sequence
+    /// goes on.
     pub fn restore(capacity: usize, records: Vec<Record>) -> (History, Option<Id>) {
         let mut history = History::new(capacity);
         let mut last = None;
-        for record in records.into_iter().rev().take(capacity).rev() {
+        for record in records {
             let Ok(id) = record.id().parse::<Id>() else {
                 continue;
             };
             last = Some(id);
-            history.push(id, Kept::of(&record, None));
+            match record {
+                Record::Message(message) => {
+                    history.push(id, Kept::message(message, None));
+                }
+                change => {
+                    history.change(id, &change);
+                }
+            }
         }
         (history, last)
     }
 
-    /// Adds a record; returns the one it pushed out, if the ring was full (its files
-    /// are then no page's to fetch).
-    pub fn push(&mut self, id: Id, kept: Kept) -> Option<Kept> {
+    /// Adds a record; returns what it pushed out of the ring (the files of a
+    /// message pushed out are then no page's to fetch).
+    pub fn push(&mut self, id: Id, kept: Kept) -> Vec<Kept> {
         if self.capacity == 0 {
-            return None;
-        }
-        let mut gone = None;
-        if self.ring.len() == self.capacity {
-            if let Some(old) = self.ring.pop_front() {
-                self.unindex(&old.kept);
-                gone = Some(old.kept);
-            }
+            return Vec::new();
         }
         if let Kept::Message { message, .. } = &kept {
             if let Some(cid) = &message.cid {
                 self.cids.insert(cid.clone(), id);
             }
         }
+        if kept.is_message() {
+            self.messages += 1;
+        }
         self.ring.push_back(Stored { id, kept });
+        let mut gone = Vec::new();
+        while self.messages > self.capacity
+            || self.ring.len() > self.capacity.saturating_mul(RECORDS_PER_MESSAGE)
+        {
+            let Some(old) = self.ring.pop_front() else {
+                break;
+            };
+            self.unindex(&old.kept);
+            if old.kept.is_message() {
+                self.messages -= 1;
+            }
+            gone.push(old.kept);
+        }
         gone
+    }
+
+    /// Applies a change (a deletion, a reaction, an edit) with its own id `id` to
+    /// the message it names, and keeps it for replays. `None` when it changes
+    /// nothing: the message is not there, is deleted, or already so.
+    pub fn change(&mut self, id: Id, record: &Record) -> Option<Changed> {
+        let target: Id = record.target()?.parse().ok()?;
+        let at = self.position(target)?;
+        let mut files = Vec::new();
+        let message = match record {
+            Record::Deletion(d) if !d.own => {
+                files = self.remove(target)?;
+                None
+            }
+            _ => {
+                let Kept::Message { message, frame, .. } = &mut self.ring[at].kept else {
+                    return None;
+                };
+                let had: Vec<String> = message.files.iter().map(|f| f.id.clone()).collect();
+                if !changes::fold(message, record) {
+                    return None;
+                }
+                if message.deleted {
+                    files = had;
+                }
+                *frame = frames::message(message);
+                Some(Message::clone(message))
+            }
+        };
+        if matches!(record, Record::Deletion(_) | Record::Edit(_)) {
+            self.requote(at, &target.to_string(), message.as_ref());
+        }
+        if let (Some(m), Some(cid)) = (&message, message.as_ref().and_then(|m| m.cid.as_ref())) {
+            // Taken back: a page sending it again must not bring it back.
+            if m.deleted {
+                self.cids.remove(cid);
+            }
+        }
+        let frame = frames::change(record)?;
+        let gone = self.push(
+            id,
+            Kept::Change {
+                frame: frame.clone(),
+                target,
+            },
+        );
+        Some(Changed {
+            frame,
+            message,
+            files,
+            gone,
+        })
+    }
+
+    /// The replies after place `at` to the message `target` quote it as it now is.
+    fn requote(&mut self, at: usize, target: &str, now: Option<&Message>) {
+        for stored in self.ring.range_mut(at + 1..) {
+            if let Kept::Message { message, frame, .. } = &mut stored.kept {
+                if changes::requote(message, target, now) {
+                    *frame = frames::message(message);
+                }
+            }
+        }
     }
 
     /// Forgets the `cid` of a message leaving the ring (or its replays), unless a
@@ -160,10 +278,18 @@ impl History {
         self.ring.iter().rposition(|s| s.id == id)
     }
 
-    /// Whether the message `id` is in the ring and not deleted.
+    /// Whether the message `id` is in the ring and not deleted by a moderator.
     pub fn has_message(&self, id: Id) -> bool {
-        self.position(id)
-            .is_some_and(|at| matches!(self.ring[at].kept, Kept::Message { .. }))
+        self.message(id).is_some()
+    }
+
+    /// The message `id` as it now stands, while it is in the ring and a moderator
+    /// has not deleted it.
+    pub fn message(&self, id: Id) -> Option<&Message> {
+        match &self.ring[self.position(id)?].kept {
+            Kept::Message { message, .. } => Some(message),
+            _ => None,
+        }
     }
 
     /// The message a page posted with this `cid`, while it is in the ring.
@@ -193,7 +319,7 @@ impl History {
         self.unindex(&removed);
         match removed {
             Kept::Message { message, .. } => {
-                Some(message.files.into_iter().map(|f| f.id).collect())
+                Some(message.files.iter().map(|f| f.id.clone()).collect())
             }
             _ => None,
         }
@@ -214,7 +340,7 @@ impl History {
                 client: *sender,
                 device: device.clone(),
             },
-            Kept::Deletion { .. } => return Err(Missing::NotFound),
+            Kept::Change { .. } => return Err(Missing::NotFound),
         };
         if who.client.is_none() && who.device.is_none() {
             return Err(Missing::SenderUnknown);
@@ -225,8 +351,9 @@ impl History {
     /// What a stream must be sent before live events, given the last id it saw
     /// (`None` or empty: a new page), in a sequence of `epoch` whose next id is
     /// `next_n`. A new page gets the newest `backlog` messages; a page that saw an
-    /// id still here gets exactly what came after it; any other id (unknown, another
-    /// run's, older than the ring) gets a `reset` and all that is kept.
+    /// id still here gets exactly what came after it (less the changes to messages
+    /// it had not seen, which it gets as they now stand); any other id (unknown,
+    /// another run's, older than the ring) gets a `reset` and every message kept.
     pub fn replay_after(
         &self,
         last_event_id: Option<&str>,
@@ -241,20 +368,16 @@ impl History {
             Some(s) if s.id.epoch != epoch => 1,
             _ => self.ring.get(first).map_or(next_n, |s| s.id.n),
         };
+        let messages = || {
+            self.ring.iter().filter_map(|s| match &s.kept {
+                Kept::Message { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+        };
         match last_event_id.filter(|id| !id.is_empty()) {
-            // A new page needs the newest messages only: no deletion of a message it
-            // never had.
+            // A new page needs the newest messages only, as they now stand.
             None => {
-                let mut frames: Vec<Frame> = self
-                    .ring
-                    .iter()
-                    .rev()
-                    .filter_map(|s| match &s.kept {
-                        Kept::Message { frame, .. } => Some(frame.clone()),
-                        _ => None,
-                    })
-                    .take(backlog)
-                    .collect();
+                let mut frames: Vec<Frame> = messages().rev().take(backlog).collect();
                 frames.reverse();
                 frames
             }
@@ -267,12 +390,17 @@ impl History {
                     self.ring
                         .iter()
                         .skip(after)
-                        .filter_map(|s| s.kept.frame().cloned())
+                        .filter_map(|s| match &s.kept {
+                            Kept::Change { target, .. }
+                                if target.epoch == epoch && target.n > n =>
+                            {
+                                None
+                            }
+                            kept => kept.frame().cloned(),
+                        })
                         .collect()
                 }
-                _ => std::iter::once(frames::reset())
-                    .chain(self.ring.iter().filter_map(|s| s.kept.frame().cloned()))
-                    .collect(),
+                _ => std::iter::once(frames::reset()).chain(messages()).collect(),
             },
         }
     }
@@ -280,25 +408,56 @@ impl History {
     /// The newest `count` messages before `before` (all of history for `None`, none
     /// for an id history does not hold), oldest first.
     pub fn recent(&self, before: Option<Id>, count: usize) -> Vec<Message> {
-        let end = match before {
-            None => self.ring.len(),
-            Some(id) => match self.position(id) {
-                Some(at) => at,
-                None => return Vec::new(),
-            },
+        let Some(end) = self.end(before) else {
+            return Vec::new();
         };
         let mut messages: Vec<Message> = self
             .ring
             .range(..end)
             .rev()
             .filter_map(|s| match &s.kept {
-                Kept::Message { message, .. } => Some(message.clone()),
+                Kept::Message { message, .. } => Some(Message::clone(message)),
                 _ => None,
             })
             .take(count)
             .collect();
         messages.reverse();
         messages
+    }
+
+    /// Where the places before `before` end.
+    fn end(&self, before: Option<Id>) -> Option<usize> {
+        match before {
+            None => Some(self.ring.len()),
+            Some(id) => self.position(id),
+        }
+    }
+
+    /// The newest `limit` messages before `before` whose text holds every one of
+    /// `words` (see [`crate::search`]), looking at no more than `scan` places: a
+    /// search of a long history is done in steps, each short, so that the messages
+    /// of everyone else never wait behind it.
+    pub fn search(&self, words: &[String], before: Option<Id>, scan: usize, limit: usize) -> Found {
+        let mut found = Found::default();
+        let Some(end) = self.end(before) else {
+            return found;
+        };
+        let start = end.saturating_sub(scan);
+        for stored in self.ring.range(start..end).rev() {
+            if let Kept::Message { message, .. } = &stored.kept {
+                if crate::search::matches(words, message) {
+                    found.messages.push(Message::clone(message));
+                    if found.messages.len() == limit {
+                        found.next = Some(stored.id);
+                        return found;
+                    }
+                }
+            }
+        }
+        if start > 0 {
+            found.next = self.ring.get(start).map(|s| s.id);
+        }
+        found
     }
 
     /// `cid`s indexed, for tests.
@@ -325,14 +484,25 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         })
+    }
+
+    fn kept(record: &Record, sender: Option<ClientKey>) -> Kept {
+        match record {
+            Record::Message(m) => Kept::message(m.clone(), sender),
+            other => panic!("not a message: {other:?}"),
+        }
     }
 
     fn filled(capacity: usize, n: u64) -> History {
         let mut h = History::new(capacity);
         for i in 1..=n {
             let record = message(&format!("77-{i}"), None);
-            h.push(Id { epoch: 77, n: i }, Kept::of(&record, None));
+            h.push(Id { epoch: 77, n: i }, kept(&record, None));
         }
         h
     }
@@ -393,20 +563,23 @@ mod tests {
         let sender = ClientKey::v4([10, 0, 0, 9]);
         for (n, cid) in [(1, None), (2, Some("c2")), (3, None)] {
             let record = message(&format!("77-{n}"), cid);
-            h.push(Id { epoch: 77, n }, Kept::of(&record, Some(sender)));
+            h.push(Id { epoch: 77, n }, kept(&record, Some(sender)));
         }
         let target = Id { epoch: 77, n: 2 };
         assert_eq!(h.posted("c2").map(|m| m.id.as_str()), Some("77-2"));
-        assert_eq!(h.remove(target), Some(Vec::new()));
         let d = Record::Deletion(Deletion {
             id: "77-4".into(),
             delete: "77-2".into(),
+            own: false,
         });
-        h.push(Id { epoch: 77, n: 4 }, Kept::of(&d, None));
+        let changed = h.change(Id { epoch: 77, n: 4 }, &d).unwrap();
+        assert_eq!((changed.message, changed.files), (None, Vec::new()));
+        // A page that had it is told; one that had not seen it is not.
         assert_eq!(
-            ids(&h.replay_after(Some("77-1"), 77, 5, 10)),
+            ids(&h.replay_after(Some("77-2"), 77, 5, 10)),
             ["77-3", "delete"]
         );
+        assert_eq!(ids(&h.replay_after(Some("77-1"), 77, 5, 10)), ["77-3"]);
         assert_eq!(ids(&h.replay_after(None, 77, 5, 10)), ["77-1", "77-3"]);
         let texts: Vec<String> = h.recent(None, 10).into_iter().map(|m| m.text).collect();
         assert_eq!(texts, ["77-1", "77-3"]);
@@ -434,16 +607,16 @@ mod tests {
         assert_eq!(before(&h, 3, 1), ["77-2"]);
         assert!(before(&h, 9, 10).is_empty(), "not in history");
         let record = message("77-4", Some("c4"));
-        let gone = h.push(Id { epoch: 77, n: 4 }, Kept::of(&record, None));
-        assert!(matches!(gone, Some(Kept::Message { message, .. }) if message.id == "77-1"));
+        let gone = h.push(Id { epoch: 77, n: 4 }, kept(&record, None));
+        assert!(matches!(&gone[..], [Kept::Message { message, .. }] if message.id == "77-1"));
         // A cid leaves with its message.
         for n in 5..=7 {
             let record = message(&format!("77-{n}"), None);
-            h.push(Id { epoch: 77, n }, Kept::of(&record, None));
+            h.push(Id { epoch: 77, n }, kept(&record, None));
         }
         assert_eq!(h.cids(), 0);
         assert!(History::new(0)
-            .push(Id { epoch: 1, n: 1 }, Kept::of(&record, None))
-            .is_none());
+            .push(Id { epoch: 1, n: 1 }, kept(&record, None))
+            .is_empty());
     }
 }

@@ -5,10 +5,11 @@
 //!
 //! | part | owns |
 //! | --- | --- |
-//! | [`history`] | the ring of records, replay after an id, pages of older messages, the `cid` index |
+//! | [`history`] | the ring of records, replay after an id, pages of older messages, the `cid` index, search |
+//! | [`changes`] | what a device may do to a message after it is sent, and how each change folds in |
 //! | [`subscribers`] | each stream's feed, joining and leaving, the broadcast, congestion |
 //! | [`presence`] | the count streams are told, and the heartbeat's schedule |
-//! | [`publish`] | ids, the queue of posts and deletions waiting for their turn |
+//! | [`publish`] | ids, the queue of posts and changes waiting for their turn |
 //! | [`moderation`] | the moderator's mutes and the post rate |
 //! | [`frames`] | the events, each encoded once |
 //! | [`handle`] | the commands, the handle that sends them, a stream's subscription |
@@ -27,11 +28,13 @@
 //! - A join is handled in one step: the replay is cut from history and the queue is
 //!   registered before the next publish is looked at, so no message published while
 //!   a client joins is lost or sent twice.
-//! - Messages and deletions are records of one id sequence, written to the history
-//!   file (with `--data-dir`) before they are answered or sent; a write that fails
-//!   reaches no one and its ids are given again.
+//! - Messages and the changes to them (deletions, reactions, edits) are records of
+//!   one id sequence, written to the history file (with `--data-dir`) before they
+//!   are answered or sent; a write that fails reaches no one and its ids are given
+//!   again. A change counts against its device's client's post rate, as a post does.
 //! - Senders' addresses are kept in memory only, with the messages in the ring.
 
+mod changes;
 mod frames;
 mod handle;
 mod history;
@@ -49,15 +52,19 @@ use futures_lite::FutureExt as _;
 use crate::client::ClientKey;
 use crate::clock::{self, Clock};
 use crate::deadline::Deadline;
-use crate::message::{Deletion, Draft, Id, Message, Record, LATE, MAX_WAITED};
+use crate::message::{
+    Deletion, Draft, Edit, Id, Message, Quote, Reaction, Record, LATE, MAX_WAITED,
+};
 use crate::sse::Frame;
 use crate::store::Store;
 
+pub use changes::{is_reaction, Act, Refused};
 pub use frames::ping;
 pub use handle::{
-    Command, Handle, Moderated, ModerationRefused, NotPublished, Options, PostCheck, PublishError,
-    Published, Subscription,
+    ActRefused, Acted, Command, Done, Handle, Moderated, ModerationRefused, NotPublished, Options,
+    PostCheck, PublishError, Published, Subscription,
 };
+pub use history::Found;
 
 use history::{History, Kept, Missing};
 use moderation::Moderation;
@@ -194,6 +201,22 @@ impl Registry {
                     let _ = reply.try_send(self.admit(asked));
                 }
                 Command::Delete { target, reply } => self.delete(target, reply),
+                Command::Act {
+                    target,
+                    device,
+                    act,
+                    client,
+                    reply,
+                } => self.act(target, device, act, client, reply),
+                Command::Search {
+                    words,
+                    before,
+                    scan,
+                    limit,
+                    reply,
+                } => {
+                    let _ = reply.try_send(self.history.search(&words, before, scan, limit));
+                }
                 Command::Mute {
                     target,
                     time,
@@ -313,6 +336,36 @@ impl Registry {
         self.release_waiting();
     }
 
+    /// A device's change to a message: held to its client's post rate and mute as a
+    /// post is, then queued in the one sequence.
+    fn act(
+        &mut self,
+        target: Id,
+        device: String,
+        act: Act,
+        client: ClientKey,
+        reply: Sender<Acted>,
+    ) {
+        let now = Instant::now();
+        if let Err(why) = self
+            .moderation
+            .may_post(false, client, Some(&device), now, true)
+        {
+            let _ = reply.try_send(Err(ActRefused::from(why)));
+            return;
+        }
+        self.queue.push(
+            now,
+            Job::Act {
+                target,
+                device,
+                act,
+                reply,
+            },
+        );
+        self.release_waiting();
+    }
+
     fn mute(&mut self, target: Id, time: Duration) -> Moderated {
         let who = self.history.who(target).map_err(|missing| match missing {
             Missing::NotFound => ModerationRefused::NotFound,
@@ -381,9 +434,14 @@ impl Registry {
                     return None;
                 }
                 let time = self.clock.time(clock::now_millis());
+                let reply_to = draft.reply.map(|to| self.quote(to, batch));
                 let message = Message {
                     id: self.ids.take().to_string(),
                     written: written(&draft, time),
+                    reply: reply_to,
+                    edited: None,
+                    deleted: false,
+                    reactions: Vec::new(),
                     name: draft.name,
                     text: draft.text,
                     time,
@@ -400,17 +458,14 @@ impl Registry {
             }
             Job::Delete { target, reply } => {
                 let text = target.to_string();
-                let deleting = batch.iter().any(|a| match &a.record {
-                    Record::Deletion(d) => d.delete == text,
-                    Record::Message(_) => false,
-                });
-                if deleting || !self.history.has_message(target) {
+                if deletes(batch, &text) || !self.history.has_message(target) {
                     let _ = reply.try_send(Err(ModerationRefused::NotFound));
                     return None;
                 }
                 let deletion = Deletion {
                     id: self.ids.take().to_string(),
                     delete: text,
+                    own: false,
                 };
                 Some(Assigned {
                     record: Record::Deletion(deletion),
@@ -418,6 +473,83 @@ impl Registry {
                     answer: Answer::Delete(reply),
                 })
             }
+            Job::Act {
+                target,
+                device,
+                act,
+                reply,
+            } => {
+                let text = target.to_string();
+                let now = self.clock.time(clock::now_millis());
+                let checked = match self.history.message(target) {
+                    _ if deletes(batch, &text) => Err(Refused::NotFound),
+                    None => Err(Refused::NotFound),
+                    Some(message) => changes::check(message, &device, &act, now)
+                        .map(|changes| (changes, message.clone())),
+                };
+                let message = match checked {
+                    Ok((true, _)) => None,
+                    // As it already is: nothing to store or send.
+                    Ok((false, message)) => Some(message),
+                    Err(why) => {
+                        let _ = reply.try_send(Err(ActRefused::Refused(why)));
+                        return None;
+                    }
+                };
+                if let Some(message) = message {
+                    let files = Vec::new();
+                    let _ = reply.try_send(Ok(Done {
+                        message,
+                        files,
+                        event: None,
+                    }));
+                    return None;
+                }
+                let id = self.ids.take().to_string();
+                let record = match act {
+                    Act::React { emoji, on, name } => Record::Reaction(Reaction {
+                        id,
+                        react: text,
+                        emoji,
+                        device,
+                        name,
+                        on,
+                    }),
+                    Act::Edit { text: new } => Record::Edit(Edit {
+                        id,
+                        edit: text,
+                        text: new,
+                        time: now,
+                    }),
+                    Act::Delete => Record::Deletion(Deletion {
+                        id,
+                        delete: text,
+                        own: true,
+                    }),
+                };
+                Some(Assigned {
+                    record,
+                    sender: None,
+                    answer: Answer::Act(reply),
+                })
+            }
+        }
+    }
+
+    /// What a reply to `to` quotes of it: the message as it stands, or that it is
+    /// gone (deleted, or being deleted in `batch`) or not kept.
+    fn quote(&self, to: Id, batch: &[Assigned]) -> Quote {
+        let text = to.to_string();
+        match self.history.message(to) {
+            Some(m) if !m.deleted && !deletes(batch, &text) => changes::quote(m),
+            found => Quote {
+                id: text,
+                name: String::new(),
+                text: String::new(),
+                photo: None,
+                gone: found.is_some(),
+                missing: found.is_none(),
+            },
         }
     }
 
@@ -431,34 +563,59 @@ impl Registry {
         let Ok(id) = record.id().parse::<Id>() else {
             return;
         };
-        let mut files = Vec::new();
-        if let Record::Deletion(d) = &record {
-            // The text goes from memory with the frame that held it.
-            if let Some(gone) = d.delete.parse().ok().and_then(|t| self.history.remove(t)) {
-                files = gone;
+        let (frame, gone) = match record {
+            Record::Message(message) => {
+                let kept = Kept::message(message, sender);
+                let Kept::Message { frame, message, .. } = &kept else {
+                    return;
+                };
+                let (frame, message) = (frame.clone(), Message::clone(message));
+                let gone = self.history.push(id, kept);
+                // Answer first: the poster's task is then queued ahead of the
+                // thousands of stream writers the broadcast wakes.
+                if let Answer::Post(reply) = answer {
+                    let _ = reply.try_send(Ok(message));
+                }
+                (frame, gone)
             }
-        }
-        let kept = Kept::of(&record, sender);
-        let frame = match &kept {
-            Kept::Message { frame, .. } | Kept::Deletion { frame } => frame.clone(),
-            Kept::Removed { .. } => return,
+            change => {
+                let Some(c) = self.history.change(id, &change) else {
+                    // Changed nothing (two of a kind in one write): answered as the
+                    // message now stands, or as gone; nothing is sent.
+                    answer.unchanged(self.current(&change));
+                    return;
+                };
+                match answer {
+                    Answer::Delete(reply) => {
+                        let _ = reply.try_send(Ok(c.files.clone()));
+                    }
+                    Answer::Act(reply) => {
+                        let done = match &c.message {
+                            Some(message) => Ok(Done {
+                                message: message.clone(),
+                                files: c.files.clone(),
+                                event: Some(id.to_string()),
+                            }),
+                            None => Err(ActRefused::Refused(Refused::NotFound)),
+                        };
+                        let _ = reply.try_send(done);
+                    }
+                    Answer::Post(_) => {}
+                }
+                (c.frame, c.gone)
+            }
         };
-        if let Some(gone) = self.history.push(id, kept) {
-            self.release_files(gone);
-        }
-        // Answer first: the poster's task is then queued ahead of the thousands of
-        // stream writers the broadcast wakes.
-        match (answer, record) {
-            (Answer::Post(reply), Record::Message(message)) => {
-                let _ = reply.try_send(Ok(message));
-            }
-            (Answer::Delete(reply), _) => {
-                let _ = reply.try_send(Ok(files));
-            }
-            // Not made: a post's record is its message.
-            (Answer::Post(_), Record::Deletion(_)) => {}
+        for kept in gone {
+            self.release_files(kept);
         }
         self.broadcast(&frame);
+    }
+
+    /// The message a change acts on, as it now stands, if it is there and not
+    /// deleted.
+    fn current(&self, change: &Record) -> Option<Message> {
+        let target = change.target()?.parse().ok()?;
+        self.history.message(target).filter(|m| !m.deleted).cloned()
     }
 
     /// Hands the files of a message that left history to be removed.
@@ -526,6 +683,14 @@ impl Registry {
             self.presence.changed(Instant::now());
         }
     }
+}
+
+/// Whether `batch` deletes the message `target`.
+fn deletes(batch: &[Assigned], target: &str) -> bool {
+    batch.iter().any(|a| match &a.record {
+        Record::Deletion(d) => d.delete == target,
+        _ => false,
+    })
 }
 
 /// When a message sent at server time `time` was written, if it waited in its page's

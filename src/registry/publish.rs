@@ -1,4 +1,4 @@
-//! Posts and deletions on their way into the one id sequence: the ids, the queue of
+//! Posts and changes on their way into the one id sequence: the ids, the queue of
 //! those waiting for their turn, and what a record that has its id carries with it
 //! (where its answer goes). The registry takes jobs from the queue while the streams
 //! keep up, gives them ids, writes them to the history file in batches and applies
@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use async_channel::Sender;
 
 use crate::client::ClientKey;
-use crate::message::{Draft, Id, Record};
+use crate::message::{Draft, Id, Message, Record};
 use crate::store::Store;
 
-use super::{Moderated, ModerationRefused, NotPublished, Published};
+use super::{Act, ActRefused, Acted, Done, Moderated, ModerationRefused, NotPublished, Published};
 
 /// The longest a post is held back, whatever the streams' state: a post is never
 /// delayed for long by clients that have stopped reading.
@@ -95,6 +95,17 @@ pub enum Job {
         /// Where the outcome goes.
         reply: Sender<Moderated>,
     },
+    /// A device's change to a message.
+    Act {
+        /// The message.
+        target: Id,
+        /// The device tag asking.
+        device: String,
+        /// What it asks.
+        act: Act,
+        /// Where the outcome goes.
+        reply: Sender<Acted>,
+    },
 }
 
 /// A record that has its id, with where its outcome goes.
@@ -115,6 +126,8 @@ pub enum Answer {
     Post(Sender<Published>),
     /// To a moderator, with the ids of the files to remove.
     Delete(Sender<Moderated>),
+    /// To a device that changed a message.
+    Act(Sender<Acted>),
 }
 
 impl Answer {
@@ -127,6 +140,30 @@ impl Answer {
             Answer::Delete(reply) => {
                 let _ = reply.try_send(Err(ModerationRefused::NotStored));
             }
+            Answer::Act(reply) => {
+                let _ = reply.try_send(Err(ActRefused::NotStored));
+            }
+        }
+    }
+
+    /// A change was stored but changed nothing: the message as it stands (`None`:
+    /// gone).
+    pub fn unchanged(self, now: Option<Message>) {
+        match self {
+            Answer::Act(reply) => {
+                let done = now
+                    .map(|message| Done {
+                        message,
+                        files: Vec::new(),
+                        event: None,
+                    })
+                    .ok_or(ActRefused::Refused(super::Refused::NotFound));
+                let _ = reply.try_send(done);
+            }
+            Answer::Delete(reply) => {
+                let _ = reply.try_send(Err(ModerationRefused::NotFound));
+            }
+            Answer::Post(_) => {}
         }
     }
 }
@@ -170,7 +207,7 @@ impl Queue {
             let again = draft.cid.as_ref().is_some_and(|cid| {
                 batch.iter().any(|a| match &a.record {
                     Record::Message(m) => m.cid.as_ref() == Some(cid),
-                    Record::Deletion(_) => false,
+                    _ => false,
                 })
             });
             if again {
@@ -199,7 +236,7 @@ mod tests {
     fn text(job: Option<Job>) -> Option<String> {
         match job? {
             Job::Post { draft, .. } => Some(draft.text),
-            Job::Delete { target, .. } => Some(target.to_string()),
+            Job::Delete { target, .. } | Job::Act { target, .. } => Some(target.to_string()),
         }
     }
 
@@ -245,6 +282,10 @@ mod tests {
             files: Vec::new(),
             device: None,
             written: None,
+            reply: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         });
         let batch = [Assigned {
             record: first,

@@ -128,6 +128,10 @@ fn message(id: &str) -> Record {
         files: Vec::new(),
         device: None,
         written: None,
+        reply: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     })
 }
 
@@ -253,7 +257,7 @@ fn a_post_the_disk_refused_reaches_no_one_and_its_id_is_given_again() {
         .iter()
         .filter_map(|r| match r {
             Record::Message(m) => Some(m.text.as_str()),
-            Record::Deletion(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(texts, ["one", "four"]);
@@ -465,4 +469,229 @@ fn the_files_of_a_message_that_leaves_history_are_handed_on_to_be_removed() {
     assert!(gone.try_recv().is_err(), "still in history");
     post(&mut r, 1);
     assert_eq!(gone.try_recv().unwrap(), ["a".repeat(32)]);
+}
+
+/// A device's change, as the run loop takes it; returns its outcome.
+fn act(r: &mut Registry, target: &str, device: &str, act: Act) -> Receiver<Acted> {
+    let (reply, answer) = async_channel::bounded(1);
+    r.act(target.parse().unwrap(), device.into(), act, poster(), reply);
+    answer
+}
+
+fn thumbs(on: bool, name: &str) -> Act {
+    Act::React {
+        emoji: crate::message::REACTIONS[0].into(),
+        on,
+        name: name.into(),
+    }
+}
+
+/// Posts `text` from `device`, replying to `reply`; returns its id.
+fn post_from(r: &mut Registry, device: &str, text: &str, reply: Option<&str>) -> String {
+    let (tx, answer) = async_channel::bounded(1);
+    let mut draft = Draft::new(device, text).unwrap();
+    draft.device = Some(device.into());
+    draft.reply = reply.map(|id| id.parse().unwrap());
+    r.publish(draft, poster(), tx);
+    settle(r);
+    answer.try_recv().unwrap().unwrap().id
+}
+
+/// Every message as a new page would show it: id, text, deleted, edited,
+/// thumbs-up devices, what its reply quotes.
+fn standing(r: &Registry) -> Vec<String> {
+    r.history
+        .recent(None, 100)
+        .into_iter()
+        .map(|m| {
+            let thumbs: Vec<String> = m
+                .reactions
+                .iter()
+                .flat_map(|g| {
+                    g.by.iter()
+                        .map(|b| format!("{}{}", g.emoji.len(), b.device))
+                })
+                .collect();
+            let quote = m
+                .reply
+                .map(|q| format!("<{}:{}{}", q.id, q.text, if q.gone { " gone" } else { "" }));
+            format!(
+                "{} {:?}{}{} {:?} {}",
+                m.id,
+                m.text,
+                if m.deleted { " deleted" } else { "" },
+                if m.edited.is_some() { " edited" } else { "" },
+                thumbs,
+                quote.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_kind_of_change_is_one_record_and_reads_back_the_same_after_a_restart_and_a_compaction() {
+    let (mut r, dir) = with_store("changes");
+    r.subscribers = Subscribers::new(64);
+    let sub = r.join(None);
+    let ana = post_from(&mut r, "ana", "wifi is Tür-7", None);
+    let bo = post_from(&mut r, "bo", "thanks", Some(&ana));
+    let gone = post_from(&mut r, "cy", "oops wrong chat", None);
+    let reply_to_gone = post_from(&mut r, "bo", "what?", Some(&gone));
+    // Three devices react, one takes it back, and one taps twice.
+    for (device, on) in [
+        ("bo", true),
+        ("cy", true),
+        ("dee", true),
+        ("cy", false),
+        ("bo", true),
+    ] {
+        let done = act(&mut r, &ana, device, thumbs(on, device));
+        settle(&mut r);
+        assert!(done.try_recv().unwrap().is_ok());
+    }
+    // Ana fixes her message; Bo cannot; Cy takes hers back; Bo cannot react to it.
+    let edit = act(
+        &mut r,
+        &ana,
+        "ana",
+        Act::Edit {
+            text: "wifi is Tür-8".into(),
+        },
+    );
+    let stolen = act(
+        &mut r,
+        &ana,
+        "bo",
+        Act::Edit {
+            text: "mine".into(),
+        },
+    );
+    let retract = act(&mut r, &gone, "cy", Act::Delete);
+    settle(&mut r);
+    assert_eq!(
+        edit.try_recv().unwrap().unwrap().message.text,
+        "wifi is Tür-8"
+    );
+    assert_eq!(
+        stolen.try_recv().unwrap(),
+        Err(ActRefused::Refused(Refused::NotYours))
+    );
+    assert!(retract.try_recv().unwrap().unwrap().message.deleted);
+    let late = act(&mut r, &gone, "bo", thumbs(true, "bo"));
+    settle(&mut r);
+    assert_eq!(
+        late.try_recv().unwrap(),
+        Err(ActRefused::Refused(Refused::NotFound))
+    );
+    let expected = vec![
+        format!("{ana} \"wifi is Tür-8\" edited [\"4bo\", \"4dee\"] "),
+        format!("{bo} \"thanks\" [] <{ana}:wifi is Tür-8"),
+        format!("{gone} \"\" deleted [] "),
+        format!("{reply_to_gone} \"what?\" [] <{gone}: gone"),
+    ];
+    assert_eq!(standing(&r), expected);
+    // The stream had every message and got each change once, in order.
+    let seen = written(&sub);
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|e| {
+            if e.contains('-') {
+                "message"
+            } else {
+                e.as_str()
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message", "message", "message", "message", "react", "react", "react", "react", "edit",
+            "delete"
+        ]
+    );
+    // A page that saw everything up to Bo's reply is sent what came after, once.
+    let after = r
+        .history
+        .replay_after(Some(&reply_to_gone), 77, r.ids.next_n(), 100);
+    assert_eq!(
+        ids(&after),
+        ["react", "react", "react", "react", "edit", "delete"]
+    );
+    // One that saw only Ana's is sent the rest as it stands, and the changes to
+    // hers: not the deletion of a message it never had.
+    let after = r.history.replay_after(Some(&ana), 77, r.ids.next_n(), 100);
+    assert_eq!(
+        ids(&after),
+        [
+            &bo,
+            &gone,
+            &reply_to_gone,
+            "react",
+            "react",
+            "react",
+            "react",
+            "edit"
+        ]
+    );
+    // A new page gets the messages as they stand, not the changes.
+    assert_eq!(backlog(&r).len(), 4);
+
+    let restart = |keep| {
+        let (_, records) = Store::open(&dir, keep).unwrap();
+        let mut o = options(keep, keep);
+        o.restored = records;
+        with(o)
+    };
+    assert_eq!(standing(&restart(100)), expected, "after a restart");
+    // The deleted message's text is gone from the file.
+    let file = std::fs::read_to_string(dir.join(crate::store::FILE_NAME)).unwrap();
+    assert!(!file.contains("oops"), "{file}");
+    // Compacted to the newest two messages, what is kept reads the same.
+    let two = restart(2);
+    assert_eq!(standing(&two), expected[2..]);
+    assert_eq!(standing(&restart(2)), expected[2..], "after the compaction");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn changes_count_against_the_post_rate_and_a_mute() {
+    let mut o = options(100, 100);
+    o.post_rate = Some(crate::config::Rate {
+        burst: 2,
+        every: Duration::from_secs(60),
+    });
+    let mut r = with(o);
+    post(&mut r, 1);
+    let first = r.history.recent(None, 1)[0].id.clone();
+    assert!(act(&mut r, &first, "d", thumbs(true, "x"))
+        .try_recv()
+        .unwrap()
+        .is_ok());
+    assert!(matches!(
+        act(&mut r, &first, "d", thumbs(false, "x"))
+            .try_recv()
+            .unwrap(),
+        Err(ActRefused::Limited(_))
+    ));
+}
+
+#[test]
+fn a_search_goes_back_in_steps_and_finds_the_newest_first() {
+    let mut r = registry(10_000, 10);
+    for i in 0..5000 {
+        let text = if i % 1000 == 7 {
+            format!("The WiFi {i}")
+        } else {
+            format!("m{i}")
+        };
+        offer(&mut r, &text).try_recv().unwrap().unwrap();
+    }
+    let words = crate::search::words("wifi");
+    let step = r.history.search(&words, None, 2000, 50);
+    let texts: Vec<&str> = step.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["The WiFi 4007", "The WiFi 3007"]);
+    let rest = r.history.search(&words, step.next, 5000, 50);
+    let texts: Vec<&str> = rest.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["The WiFi 2007", "The WiFi 1007", "The WiFi 7"]);
+    assert_eq!(rest.next, None, "all of history was looked at");
 }

@@ -198,14 +198,50 @@ pub async fn recent(registry: &Handle) -> Response {
          <body class=\"recent\"><ol id=\"messages\">",
     );
     for m in registry.recent(None, RECENT).await {
-        html.push_str("<li class=\"msg\"><div class=\"meta\"><span class=\"who\">");
+        let class = if m.deleted { "msg deleted" } else { "msg" };
+        html.push_str(&format!(
+            "<li class=\"{class}\"><div class=\"meta\"><span class=\"who\">"
+        ));
         escape_into(&mut html, &m.name);
         if m.by_mod {
             html.push_str("</span><span class=\"host\">host");
         }
-        html.push_str("</span></div><div class=\"text\">");
-        escape_into(&mut html, &m.text);
-        html.push_str("</div></li>");
+        if m.edited.is_some() {
+            html.push_str("</span><span class=\"edited\">edited");
+        }
+        html.push_str("</span></div>");
+        // As it now stands: a reply says what it answers, a message taken back says
+        // so, reactions are counted.
+        if let Some(q) = &m.reply {
+            html.push_str("<div class=\"quote\">");
+            if q.gone || q.missing {
+                html.push_str("<span class=\"q-text\">a message no longer here</span>");
+            } else {
+                html.push_str("<span class=\"q-who\">");
+                escape_into(&mut html, &q.name);
+                html.push_str("</span> <span class=\"q-text\">");
+                escape_into(&mut html, q.text.lines().next().unwrap_or_default());
+                html.push_str("</span>");
+            }
+            html.push_str("</div>");
+        }
+        html.push_str("<div class=\"text\">");
+        if m.deleted {
+            html.push_str("<em>message deleted</em>");
+        } else {
+            escape_into(&mut html, &m.text);
+        }
+        html.push_str("</div>");
+        if !m.reactions.is_empty() {
+            html.push_str("<div class=\"reactions\">");
+            for r in &m.reactions {
+                html.push_str("<span>");
+                escape_into(&mut html, &r.emoji);
+                html.push_str(&format!(" {}</span> ", r.by.len()));
+            }
+            html.push_str("</div>");
+        }
+        html.push_str("</li>");
     }
     html.push_str("</ol><p id=\"end\" class=\"note\">Newest last; this page reloads every 10 seconds.</p></body></html>\n");
     let mut res = Response::new(StatusCode::Ok);

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`chat`] | the stream, posts, older messages, the page without JavaScript, `/ping`, `/limits` |
 //! | [`files`] | shared files (`Range`, `ETag`) and the page's own files |
+//! | [`conversation`] | reactions, a device's edit and deletion of its own message, search |
 //! | [`moderation`] | the moderator's deletion and mute |
 //! | [`portal`] | hotspot mode: other sites' requests, `POST /portal` |
 //! | [`access`] | keys and their cookies, the moderator link, posts from other sites |
@@ -21,6 +22,7 @@
 
 mod access;
 mod chat;
+mod conversation;
 mod files;
 mod moderation;
 mod portal;
@@ -76,6 +78,10 @@ pub enum Access {
     Key,
     /// The moderator (the moderator key, or its cookie), and with `--key` the key too.
     Moderator,
+    /// As [`Access::Key`], and only the device that sent the message: the registry
+    /// checks the tag of the device secret posted against the message's
+    /// (`403 not_your_message`).
+    Own,
 }
 
 /// Every route the server answers.
@@ -103,6 +109,12 @@ pub enum Route {
     Delete,
     /// `POST /message/<id>/mute`: the moderator mutes its sender.
     Mute,
+    /// `POST /message/<id>/react`: a device gives or takes back a reaction.
+    React,
+    /// `POST /message/<id>/edit`: its sender changes its text.
+    Edit,
+    /// `POST /message/<id>/delete`: its sender takes it back.
+    Retract,
     /// `POST /portal`: a hotspot's client continues (hotspot mode only).
     Portal,
 }
@@ -117,7 +129,9 @@ impl Route {
             | Route::Post
             | Route::Older
             | Route::Recent
-            | Route::Media => Access::Key,
+            | Route::Media
+            | Route::React => Access::Key,
+            Route::Edit | Route::Retract => Access::Own,
             Route::Delete | Route::Mute => Access::Moderator,
         }
     }
@@ -180,6 +194,21 @@ pub const TABLE: &[(&[Method], Pattern, Route)] = &[
         Pattern::Between("/message/", "/mute"),
         Route::Mute,
     ),
+    (
+        &[Method::Post],
+        Pattern::Between("/message/", "/react"),
+        Route::React,
+    ),
+    (
+        &[Method::Post],
+        Pattern::Between("/message/", "/edit"),
+        Route::Edit,
+    ),
+    (
+        &[Method::Post],
+        Pattern::Between("/message/", "/delete"),
+        Route::Retract,
+    ),
     (&[Method::Post], Pattern::Exact("/portal"), Route::Portal),
     (GET, Pattern::Asset, Route::Asset),
 ];
@@ -241,18 +270,25 @@ pub async fn handle(req: Request, peer: Peer, shared: &Shared) -> Reply {
         Err(e) => return Reply::response(e.into_response(json)),
     }
     let param = param.to_string();
+    let client = peer.client.into();
     let result = match route {
         Route::Page | Route::Asset => return files::asset(&req, &path, json),
         Route::Media => return files::media(&req, &param, &shared.media, json),
         Route::Events => return chat::events(&req, &shared.registry).await,
         Route::Post => chat::post(req, peer.client, shared).await,
-        Route::Older => chat::older(&req, &shared.registry, shared.config.backlog).await,
+        Route::Older => match access::query(&req, "q") {
+            Some(q) => Box::pin(conversation::search(&req, &q, shared)).await,
+            None => chat::older(&req, &shared.registry, shared.config.backlog).await,
+        },
         Route::Recent => Ok(chat::recent(&shared.registry).await),
         Route::Ping => Ok(chat::no_content()),
         Route::Limits => Ok(chat::limits(&shared.config)),
         // Boxed, as rare and larger than a post.
         Route::Delete => Box::pin(moderation::delete(req, &param, shared)).await,
         Route::Mute => Box::pin(moderation::mute(req, &param, shared)).await,
+        Route::React => Box::pin(conversation::react(req, &param, shared, client)).await,
+        Route::Edit => Box::pin(conversation::edit(req, &param, shared, client)).await,
+        Route::Retract => Box::pin(conversation::delete(req, &param, shared, client)).await,
         Route::Portal => portal::let_in(&req, peer.client, shared),
     };
     Reply::response(result.unwrap_or_else(|e| e.into_response(json)))

@@ -187,7 +187,7 @@ fn with_a_key_only_the_routes_marked_public_answer_without_it() {
         let ok = (200..300).contains(&status);
         match route.access() {
             Access::Public => assert!(ok, "{method} {path}: {status}"),
-            Access::Key | Access::Moderator => {
+            Access::Key | Access::Moderator | Access::Own => {
                 assert!([401, 403].contains(&status), "{method} {path}: {status}")
             }
         }

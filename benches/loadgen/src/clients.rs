@@ -268,6 +268,8 @@ impl Frames {
 pub(crate) struct Publisher {
     stream: Async<TcpStream>,
     buf: Vec<u8>,
+    /// The whole id of the last message posted.
+    pub(crate) last_id: String,
 }
 
 impl Publisher {
@@ -278,14 +280,40 @@ impl Publisher {
         Ok(Publisher {
             stream,
             buf: Vec::with_capacity(4096),
+            last_id: String::new(),
         })
     }
 
     /// Posts one message; returns its n.
     pub(crate) async fn post(&mut self, text: &str) -> Result<u64, String> {
         let body = format!("name=loadgen&message={text}");
+        self.send("/message", &body, "201", "\"id\":\"").await
+    }
+
+    /// Gives (`on`) or takes back a reaction to the message `id`; returns the n of
+    /// the reaction's event.
+    pub(crate) async fn react(&mut self, id: &str, on: bool) -> Result<u64, String> {
+        let on = if on { 1 } else { 0 };
+        let body = format!("emoji=%F0%9F%91%8D&on={on}&name=loadgen&device=loadgen-device-0001");
+        self.send(
+            &format!("/message/{id}/react"),
+            &body,
+            "200",
+            "\"event\":\"",
+        )
+        .await
+    }
+
+    /// One request; the n of the id after `key` in an answer of `status`.
+    async fn send(
+        &mut self,
+        path: &str,
+        body: &str,
+        status: &str,
+        key: &str,
+    ) -> Result<u64, String> {
         let req = format!(
-            "POST /message HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.stream
@@ -308,17 +336,20 @@ impl Publisher {
                     let body =
                         String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).to_string();
                     self.buf.drain(..end + 4 + len);
-                    if !head.starts_with("HTTP/1.1 201") {
+                    if !head.starts_with(&format!("HTTP/1.1 {status}")) {
                         return Err(format!(
                             "post answered {}",
                             head.lines().next().unwrap_or("")
                         ));
                     }
                     let id = body
-                        .split("\"id\":\"")
+                        .split(key)
                         .nth(1)
                         .and_then(|r| r.split('"').next())
                         .ok_or("no id in the answer")?;
+                    if status == "201" {
+                        self.last_id = id.to_string();
+                    }
                     return id
                         .rsplit('-')
                         .next()

@@ -4,6 +4,8 @@ use super::*;
 
 #[derive(Clone, Debug)]
 pub(crate) struct FanOut {
+    /// Each event was a reaction, not a message.
+    pub(crate) reactions: bool,
     pub(crate) subscribers: usize,
     pub(crate) rss_idle_kib: u64,
     pub(crate) rss_per_sub: f64,
@@ -25,9 +27,10 @@ impl std::fmt::Display for FanOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "fanout: {} subscribers, idle RSS {} KiB, {:.2} KiB/subscriber ({:.2} after traffic), \
+            "fanout{}: {} subscribers, idle RSS {} KiB, {:.2} KiB/subscriber ({:.2} after traffic), \
              {:.2} µs CPU/delivery, publish→first p50 {:.1} ms, →last p50 {:.1} / p99 {:.1} ms, \
              lost {}, duplicated {}; beside each message a {}: CPU {:.2} × floor, →last p50 {:.2} × round",
+            if self.reactions { " (reactions)" } else { "" },
             self.subscribers,
             self.rss_idle_kib,
             self.rss_per_sub,
@@ -88,6 +91,21 @@ pub(crate) fn fanout(o: &Opts) -> Result<FanOut, String> {
         let (tx, rx) = async_channel::unbounded();
         board.borrow_mut().complete = Some(tx);
         let mut p = Publisher::connect(addr).await?;
+        // Reactions go to one message, posted first (and waited for like the rest).
+        let target = if o.reactions {
+            let sent = Instant::now();
+            let m = p.post("react+to+this").await?;
+            {
+                let mut b = board.borrow_mut();
+                b.slot(m as usize);
+                b.sent[m as usize] = Some(sent);
+            }
+            wait_complete(&rx, m, Duration::from_secs(60)).await?;
+            Timer::after(ROUND_GAP).await;
+            Some(p.last_id.clone())
+        } else {
+            None
+        };
         let mut ns = Vec::new();
         let mut rounds = Vec::new();
         let mut cpus = Vec::new();
@@ -97,7 +115,10 @@ pub(crate) fn fanout(o: &Opts) -> Result<FanOut, String> {
             Timer::after(ROUND_GAP).await;
             let cpu0 = process_cpu(pid);
             let sent = Instant::now();
-            let m = p.post(&format!("fan-out+{i}")).await?;
+            let m = match &target {
+                Some(id) => p.react(id, i % 2 == 0).await?,
+                None => p.post(&format!("fan-out+{i}")).await?,
+            };
             {
                 let mut b = board.borrow_mut();
                 b.slot(m as usize);
@@ -134,6 +155,7 @@ pub(crate) fn fanout(o: &Opts) -> Result<FanOut, String> {
         );
         let lasts: Vec<Duration> = lasts.into_iter().flatten().collect();
         Ok::<_, String>(FanOut {
+            reactions: o.reactions,
             subscribers: n,
             rss_idle_kib: rss_idle,
             rss_per_sub: rss_subs.saturating_sub(rss_idle) as f64 / n as f64,

@@ -8,6 +8,8 @@
 //!   time, each after the previous reached every subscriber, each beside a floor
 //!   round measured just before it; the ratios to the floor are medians over these
 //!   pairs.
+//!   With `--kind react`, each is a reaction (given and taken back by turns) to one
+//!   message instead: the same figures for the other kind of event.
 //! - `flatout`: N subscribers; P publishers posting as fast as they can for T seconds.
 //!   Subscribers that the server drops for a full queue reconnect with
 //!   `Last-Event-ID`, as a browser does, and every gap and duplicate is counted.
@@ -43,6 +45,7 @@ modes:  floor | fanout | flatout | pairs | page | suite
                        peers: benches/peers/ (see BENCHMARKS.md)
   --subscribers N      /events clients (default 1000)
   --messages M         fanout: messages, one at a time (default 20)
+  --kind K             fanout: message (default) or react: each event a reaction
   --publishers P       flatout: concurrent publishers (default 4)
   --seconds T          flatout, page: how long the load lasts (default 5)
   --threads K          server --threads (default 1)
@@ -64,6 +67,8 @@ struct Opts {
     out: Option<String>,
     /// `NAME=COMMAND` servers the suite measures beside lanchat.
     peers: Vec<String>,
+    /// fanout: reactions instead of messages.
+    reactions: bool,
 }
 
 fn parse_args() -> Result<(String, Opts), String> {
@@ -79,6 +84,7 @@ fn parse_args() -> Result<(String, Opts), String> {
         runs: 3,
         out: None,
         peers: Vec::new(),
+        reactions: false,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -97,6 +103,13 @@ fn parse_args() -> Result<(String, Opts), String> {
             "--runs" => o.runs = num()?.clamp(1, 50),
             "--out" => o.out = Some(value.clone()),
             "--peer" => o.peers.push(value.clone()),
+            "--kind" => {
+                o.reactions = match value.as_str() {
+                    "message" => false,
+                    "react" => true,
+                    _ => return Err(format!("--kind: '{value}' is not message or react")),
+                }
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
