@@ -4,7 +4,8 @@
 // another device's message cannot be changed.
 import { device, learnTag, refusal, tag } from './env.js';
 import { note } from './render.js';
-import { own, reveal, shown, update } from './timeline.js';
+import { own, shown } from './timeline.js';
+import { reveal, styled, update } from './changes.js';
 import { edit as editInBox, replyTo } from './composer.js';
 
 export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
@@ -60,7 +61,8 @@ addEventListener('keydown', (e) => { if (e.key === 'Escape') close(); });
 addEventListener('pointerdown', (e) => { if (openMenu && !e.target.closest('.actions')) close(); });
 
 /** The menu of message `li`: reactions in a row, then Reply, Edit and Delete. */
-export function menu(li) {
+export async function menu(li) {
+  await styled;
   const entry = shown.get(li.dataset.id);
   const wasOpen = openMenu?.li === li;
   close();

@@ -1,10 +1,9 @@
 // The message box and the name: limits counted as the server counts them, Enter as
 // a phone's keyboard or a laptop's expects, the message being answered or edited,
 // and the box kept above the on-screen keyboard.
-import { $, limits, on, parse, store } from './env.js';
+import { $, files, limits, loadFiles, on, parse, store } from './env.js';
 import { actions } from './render.js';
 import { queue } from './outbox.js';
-import { hasChosen, takeChosen } from './files.js';
 import { nearBottom, scrollToEnd } from './timeline.js';
 
 const form = $('composer');
@@ -80,6 +79,9 @@ function dropContext() {
 }
 
 export function initComposer() {
+  const picker = $('attach');
+  picker.addEventListener('change', () => loadFiles().then((f) => f.choose(picker)));
+  if (store.get('lanchat.draft-files')) loadFiles().then((f) => f.restoreDraft());
   const kept = parse(store.get(CONTEXT_KEY));
   if (kept) setContext(kept);
   $('context-close').addEventListener('click', dropContext);
@@ -100,7 +102,7 @@ export function initComposer() {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const text = input.value;
-    if (!text.trim() && !hasChosen()) return;
+    if (!text.trim() && !files.module?.hasChosen()) return;
     // What is over a limit stays in the box, with the reason, to be shortened.
     if (!withinLimits()) {
       form.reportValidity();
@@ -122,11 +124,11 @@ export function initComposer() {
       autosize();
       return;
     }
-    const files = takeChosen();
+    const chosen = files.module ? files.module.takeChosen() : [];
     input.value = '';
     store.remove(DRAFT_KEY);
     autosize();
-    queue(text.trim() ? text : '', nameInput.value.trim(), files, Date.now(), context?.reply);
+    queue(text.trim() ? text : '', nameInput.value.trim(), chosen, Date.now(), context?.reply);
     setContext(null);
     input.focus();
   });

@@ -50,6 +50,10 @@ export function learnTag(id) {
   store.set('lanchat.tag', id);
 }
 
+/** Photos and files (files.js), loaded when first needed: most messages have none. */
+export const files = { module: null };
+export const loadFiles = () => import('./files.js').then((m) => (files.module = m));
+
 // The tabs of this browser share one stream over this channel (see stream.js).
 export const channel = 'BroadcastChannel' in window ? new BroadcastChannel('lanchat') : null;
 export const relay = (msg) => { if (channel) channel.postMessage(msg); };

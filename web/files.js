@@ -4,10 +4,10 @@
 // behind. Other files go as they are, within the server's limit, told at the chip.
 // Files waiting to be sent, and those chosen for the next message, are kept in
 // IndexedDB (which plain http has too), so a reload or a closed tab loses none.
-// A photo tapped opens in the page's viewer (viewer.js).
-import { $, limits } from './env.js';
+// Loaded when first needed (composer.js): files chosen, a draft or an outbox item
+// with files, a retry.
+import { $, limits, store } from './env.js';
 import { kib } from './render.js';
-import { list } from './timeline.js';
 
 const MAX_SIDE = 1600;
 const JPEG_QUALITY = 0.82;
@@ -15,6 +15,7 @@ const JPEG_QUALITY = 0.82;
 export const attachments = new Map();
 /** Files chosen for the next message. */
 let chosen = [];
+export const DRAFT_FLAG = 'lanchat.draft-files';
 
 export const uploads = (() => {
   let db = null;
@@ -94,8 +95,8 @@ export function upload(fields, files, li, signal) {
 /** The chips of the files chosen for the next message, kept as a draft across a reload. */
 function show() {
   const ready = chosen.filter((f) => !f.failed);
-  if (ready.length) uploads.put('draft', ready);
-  else uploads.del('draft');
+  // The flag tells a page that opens whether it needs this module for a draft.
+  if (ready.length) { uploads.put('draft', ready); store.set(DRAFT_FLAG, '1'); } else { uploads.del('draft'); store.remove(DRAFT_FLAG); }
   const box = $('attached');
   box.replaceChildren(...chosen.map((f, i) => {
     const chip = document.createElement('span');
@@ -113,30 +114,32 @@ function show() {
   box.hidden = chosen.length === 0;
 }
 
-/** The paperclip: files chosen become chips, photos made small on the way. */
-export function initPicker() {
-  const picker = $('attach');
-  uploads.get('draft').then((kept) => { if (Array.isArray(kept) && kept.length && !chosen.length) { chosen = kept; show(); } });
-  picker.addEventListener('change', async () => {
-    const files = [...picker.files];
-    picker.value = '';
-    for (const file of files) {
-      let ready;
-      try {
-        ready = await prepare(file);
-      } catch {
-        // Not sent as it is: its metadata (a GPS position) would go with it.
-        ready = { name: `${file.name}: this photo cannot be read here`, failed: true };
-      }
-      if (!ready.failed && ready.blob.size > limits.max_upload) {
-        // Told now, at the chip, not after an upload the server must refuse.
-        ready = { name: `${ready.name}: too large (the most is ${kib(limits.max_upload)})`, failed: true };
-      }
-      if (ready.failed) setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
-      chosen.push(ready);
-      show();
+/** Files kept as a draft by a page before this one become chips again. */
+export async function restoreDraft() {
+  const kept = await uploads.get('draft');
+  if (Array.isArray(kept) && kept.length && !chosen.length) { chosen = kept; show(); }
+}
+
+/** The paperclip's files become chips, photos made small on the way. */
+export async function choose(picker) {
+  const files = [...picker.files];
+  picker.value = '';
+  for (const file of files) {
+    let ready;
+    try {
+      ready = await prepare(file);
+    } catch {
+      // Not sent as it is: its metadata (a GPS position) would go with it.
+      ready = { name: `${file.name}: this photo cannot be read here`, failed: true };
     }
-  });
+    if (!ready.failed && ready.blob.size > limits.max_upload) {
+      // Told now, at the chip, not after an upload the server must refuse.
+      ready = { name: `${ready.name}: too large (the most is ${kib(limits.max_upload)})`, failed: true };
+    }
+    if (ready.failed) setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
+    chosen.push(ready);
+    show();
+  }
 }
 
 /** Whether a file is chosen that can go. */
@@ -149,13 +152,3 @@ export function takeChosen() {
   show();
   return files;
 }
-
-// A photo tapped opens in the page's viewer (viewer.js), fetched the first time.
-list.addEventListener('click', (e) => {
-  const a = e.target.closest('a.photo');
-  // A middle click, or one with a modifier, still opens the file as a link does.
-  if (!a || e.button || e.ctrlKey || e.metaKey || e.shiftKey) return;
-  e.preventDefault();
-  // Unreachable (the network went), the photo opens as the link it is.
-  import('./viewer.js').then((v) => v.open(a), () => window.open(a.href, '_blank', 'noopener'));
-});

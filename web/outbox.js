@@ -5,10 +5,17 @@
 // opened again later. Each message carries an id made here (cid): sent twice (an
 // answer lost on the way), the server answers with the message it already has and
 // nobody sees it twice.
-import { canStore, device, emit, learnTag, newId, on, refusal, store } from './env.js';
+import { canStore, device, emit, learnTag, loadFiles, newId, on, refusal, store } from './env.js';
 import { bubble } from './render.js';
 import { list, markOwn, pendingByCid, pendingById, rememberOwn, scrollToEnd, shown } from './timeline.js';
-import { attachments, forgetFiles, upload, uploads } from './files.js';
+
+/** Forgets the files kept for an outbox item, if it had any. */
+const forgetFiles = (item) => { if (item.names?.length) loadFiles().then((f) => f.forgetFiles(item.cid)); };
+/** The files kept for an outbox item, or none. */
+const filesOf = async (item) => {
+  const f = await loadFiles();
+  return f.attachments.get(item.cid) || await f.uploads.get(item.cid);
+};
 
 const OUTBOX_KEY = 'lanchat.outbox';
 /** A message not answered within this shows "sending…", and the server is checked. */
@@ -69,7 +76,7 @@ function button(label, act, className = '') {
 /** Gone from the outbox and the screen, files and all. */
 function discard(item, li) {
   dropFromOutbox(item.cid);
-  forgetFiles(item.cid);
+  forgetFiles(item);
   pendingByCid.delete(item.cid);
   li.remove();
 }
@@ -152,14 +159,14 @@ async function deliver(item, li) {
     if (item.reply) fields.reply = item.reply.id;
     let res;
     if (item.names?.length) {
-      const files = attachments.get(item.cid) || await uploads.get(item.cid);
+      const files = await filesOf(item);
       if (!files) {
         dropFromOutbox(item.cid);
         pendingByCid.delete(item.cid);
         fail(li, item, 'the files were lost on this device; attach them again');
         return 0;
       }
-      res = await upload(fields, files, li, abort.signal);
+      res = await (await loadFiles()).upload(fields, files, li, abort.signal);
     } else {
       res = await fetch('/message', {
         method: 'POST',
@@ -170,7 +177,7 @@ async function deliver(item, li) {
     }
     if (res.status === 201) {
       dropFromOutbox(item.cid);
-      forgetFiles(item.cid);
+      forgetFiles(item);
       confirmOwn(await res.json(), li);
       return 0;
     }
@@ -228,11 +235,11 @@ function fail(li, item, reason, final) {
   const why = document.createElement('span');
   why.textContent = reason;
   const again = async (files) => { li.remove(); queue(item.text, item.name, files, item.at, item.reply); };
-  const files = async () => attachments.get(item.cid) || await uploads.get(item.cid) || [];
+  const files = async () => (item.names?.length && await filesOf(item)) || [];
   problem.append(why);
-  if (!final) problem.append(button('Retry', async () => { const kept = await files(); forgetFiles(item.cid); again(kept); }));
-  else if (item.names?.length) problem.append(button('Send without the file', () => { forgetFiles(item.cid); again([]); }));
-  problem.append(button('Discard', () => { forgetFiles(item.cid); li.remove(); }));
+  if (!final) problem.append(button('Retry', async () => { const kept = await files(); forgetFiles(item); again(kept); }));
+  else if (item.names?.length) problem.append(button('Send without the file', () => { forgetFiles(item); again([]); }));
+  problem.append(button('Discard', () => { forgetFiles(item); li.remove(); }));
   li.append(problem);
 }
 
@@ -250,11 +257,12 @@ export async function queue(text, name, files = [], at = Date.now(), reply = und
   const item = { cid: newId(), name, text, at, reply };
   if (files.length) {
     item.names = files.map((f) => f.name);
-    attachments.set(item.cid, files);
+    const f = await loadFiles();
+    f.attachments.set(item.cid, files);
     pendingBubble(item);
     // The files are kept before the message joins the outbox: an outbox entry
     // whose files a closed tab never finished writing could not be sent.
-    await uploads.put(item.cid, files);
+    await f.uploads.put(item.cid, files);
   }
   addToOutbox(item);
   pendingBubble(item);

@@ -125,7 +125,7 @@ export function quoteOf(q) {
   }
   b.append(who, what);
   b.setAttribute('aria-label', q.gone || q.missing ? `Reply to a ${what.textContent}` : `Reply to ${q.name}: ${what.textContent}. Show it`);
-  b.addEventListener('click', () => import('./timeline.js').then((t) => t.reveal(q.id, b)));
+  b.addEventListener('click', () => import('./changes.js').then((c) => c.reveal(q.id, b)));
   return b;
 }
 

@@ -2,14 +2,15 @@
 // server from all the history it keeps, newest first, case and accents aside. A
 // result opens the chat at that message, loading older ones until it is there.
 import { $ } from './env.js';
-import { reveal } from './timeline.js';
+import { reveal, styled } from './changes.js';
 
 /** Waits this long after the last key before asking, so typing is one request. */
 const TYPING_MS = 250;
 
 let panel = null;
 
-export function open() {
+export async function open() {
+  await styled;
   if (panel) { panel.querySelector('input').focus(); return; }
   panel = document.createElement('div');
   panel.className = 'search';

@@ -3,7 +3,7 @@
 // allow six HTTP/1.1 connections per host; a seventh tab would hang). A phone that
 // wakes can hold a stream that looks open and is dead: it is checked and reopened.
 import { $, channel, emit, on, parse, relay, store } from './env.js';
-import { change, deletion, last, markOwn, reset, shown, showMessage } from './timeline.js';
+import { change, last, markOwn, reset, shown, showMessage } from './timeline.js';
 import { counting } from './notice.js';
 
 const statusEl = $('status');
@@ -56,8 +56,7 @@ function announce(state) {
 function handle(kind, data, id) {
   lastByte = Date.now();
   if (kind === 'message') showMessage(parse(data));
-  else if (kind === 'delete') deletion(data, id);
-  else if (kind === 'react' || kind === 'edit') change(kind, data, id);
+  else if (kind === 'delete' || kind === 'react' || kind === 'edit') change(kind, data, id);
   else if (kind === 'presence') { counting.on = true; const p = parse(data); if (p) setOnline(p.online); }
   else if (kind === 'reset') reset();
   else if (kind === 'ping') { const ms = Number(data); if (ms > 0) heartbeat = ms; }

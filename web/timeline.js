@@ -4,7 +4,7 @@
 // they were sent, and what a server restart leaves. Only what arrives live is announced to a
 // screen reader; history is put in quietly.
 import { $, emit, on, parse, relay, store } from './env.js';
-import { bubble, dayLabel, dayOf, note, quoteOf, setReactions, setText } from './render.js';
+import { bubble, dayLabel, dayOf } from './render.js';
 
 export const scroller = $('scroller');
 export const list = $('messages');
@@ -200,7 +200,7 @@ export function showEmpty() {
 
 // ---- older messages, as the list is scrolled up ------------------------------------
 let olderMore = true;
-let olderLoading = false;
+export const older = { loading: false };
 /** The first page of history, fetched with the page (it is preloaded). */
 export async function loadHistory() {
   try {
@@ -216,7 +216,7 @@ export async function loadHistory() {
 }
 
 /** Puts in the page of `limit` messages before the first shown; false when there are no more. */
-async function loadOlderPage(limit) {
+export async function loadOlderPage(limit) {
   const first = list.querySelector('.msg[data-id]');
   if (!olderMore || !first) return false;
   const res = await fetch(`/messages?before=${encodeURIComponent(first.dataset.id)}&limit=${limit}`);
@@ -238,37 +238,22 @@ async function loadOlderPage(limit) {
 }
 
 async function loadOlder() {
-  if (olderLoading || scroller.scrollTop > OLDER_AT_PX) return;
-  olderLoading = true;
+  if (older.loading || scroller.scrollTop > OLDER_AT_PX) return;
+  older.loading = true;
   try { await loadOlderPage(50); } catch { /* again at the next scroll */ } finally {
-    olderLoading = false;
+    older.loading = false;
   }
 }
 
-/**
- * Shows the message `id`: loading older pages until it is there (a quote of one far
- * up, a search result), then scrolled to and marked for a moment. When it is not
- * kept any more, says so next to `from`.
- */
-export async function reveal(id, from) {
-  while (!shown.has(id) && olderMore) {
-    if (olderLoading) { await new Promise((r) => setTimeout(r, 50)); continue; }
-    olderLoading = true;
-    let more = false;
-    try { more = await loadOlderPage(200); } catch { /* said below */ } finally { olderLoading = false; }
-    if (!more) break;
-  }
-  const entry = shown.get(id);
-  if (!entry) {
-    if (from) note(from.closest('.msg') || from, 'That message is no longer kept.');
-    return false;
-  }
-  entry.li.scrollIntoView({ block: 'center' });
-  entry.li.classList.remove('found');
-  void entry.li.offsetWidth; // the mark's animation starts again
-  entry.li.classList.add('found');
-  return true;
-}
+// A photo tapped opens in the page's viewer (viewer.js), fetched the first time.
+list.addEventListener('click', (e) => {
+  const a = e.target.closest('a.photo');
+  // A middle click, or one with a modifier, still opens the file as a link does.
+  if (!a || e.button || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  // Unreachable (the network went), the photo opens as the link it is.
+  import('./viewer.js').then((v) => v.open(a), () => window.open(a.href, '_blank', 'noopener'));
+});
 
 scroller.addEventListener('scroll', () => {
   if (nearBottom()) hint.hidden = true;
@@ -300,63 +285,15 @@ export function reset() {
   olderMore = true;
 }
 
-/** A deletion has its own place in the id sequence, after the message it removes. Its
- * sender's leaves "message deleted" in its place; the host's removes it. */
-export function deletion(data, id) {
-  if (id) last.id = id;
-  const d = parse(data);
-  if (!d) return;
-  const entry = shown.get(d.id);
-  if (d.own && entry) {
-    Object.assign(entry.m, { deleted: true, text: '', files: [], reactions: [], reply: null });
-    setText(entry.li, entry.m);
-  } else removeMessage(d.id);
-  requote(d.id, null);
-}
-
-/** The replies on screen to message `id` quote it as it now is (`null`: deleted). */
-function requote(id, m) {
-  for (const { m: reply, li } of shown.values()) {
-    if (reply.reply?.id !== id) continue;
-    reply.reply = m ? { ...reply.reply, text: m.text.slice(0, 120) } : { id, gone: true };
-    li.querySelector('.quote')?.replaceWith(quoteOf(reply.reply));
-  }
-}
-
 /**
- * A reaction given or taken back, or a new text: each event says how it now stands
- * (a reaction is set, not counted), so one that comes twice changes nothing. Neither
- * counts as new nor is announced.
+ * A change to a message in the sequence: a deletion (the sender's leaves "message
+ * deleted" in its place, the host's removes it), a reaction or an edit. Applied by
+ * changes.js, loaded with the first; they are applied in the order they came.
  */
 export function change(kind, data, id) {
   if (id) last.id = id;
   const d = parse(data);
-  const entry = d && shown.get(d.id);
-  if (!entry || entry.m.deleted) return;
-  const { m, li } = entry;
-  if (kind === 'react') {
-    const groups = (m.reactions ||= []);
-    let group = groups.find((g) => g.emoji === d.emoji);
-    const others = group ? group.by.filter((b) => b.device !== d.device) : [];
-    if (d.on) {
-      if (!group) groups.push(group = { emoji: d.emoji, by: [] });
-      if (others.length === group.by.length) group.by.push({ device: d.device, name: d.name });
-    } else if (group) {
-      group.by = others;
-      if (!others.length) groups.splice(groups.indexOf(group), 1);
-    }
-    setReactions(li, m);
-  } else if (kind === 'edit') {
-    Object.assign(m, { text: d.text, edited: d.edited });
-    setText(li, m);
-    requote(d.id, m);
-  }
-}
-
-/** A message as the server answered a change of it: shown as it now stands. */
-export function update(m) {
-  const entry = m && shown.get(m.id);
-  if (!entry) return;
-  entry.m = m;
-  setText(entry.li, m);
+  if (!d) return;
+  if (kind === 'delete' && !d.own) removeMessage(d.id);
+  import('./changes.js').then((c) => c.apply(kind, d));
 }
