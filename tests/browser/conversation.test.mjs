@@ -199,6 +199,7 @@ test('a device edits and deletes its own message, and another device cannot (403
 
   // Ana fixes it: the text goes into the box, Send saves it; everyone sees "edited".
   const mine = await menu(ana, 'Meet at 6');
+  await shot(ana, 'menu');
   await mine.locator('[role=menuitem]', { hasText: 'Edit' }).click();
   assert.equal(await ana.inputValue('#message'), 'Meet at 6');
   await ana.fill('#message', 'Meet at 7');
