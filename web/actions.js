@@ -40,12 +40,14 @@ export async function react(li, id, emoji, on) {
   if (!done.ok) note(li, done.reason);
 }
 
+/** Saves a new text for this device's message `id`; whether it was saved. */
 export async function edit(id, text) {
   const done = await change(id, 'edit', { message: text });
   if (!done.ok) {
     const li = shown.get(id)?.li;
     if (li) note(li, `Not edited: ${done.reason}`);
   }
+  return done.ok;
 }
 
 let openMenu = null;

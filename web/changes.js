@@ -58,10 +58,11 @@ function requote(id, m) {
 /**
  * Shows the message `id`: loading older pages until it is there (a quote of one far
  * up, a search result), then scrolled to and marked for a moment. When it is not
- * kept any more, says so next to `from`.
+ * kept any more (or, `gone`, was deleted), says so next to `from`.
  */
-export async function reveal(id, from) {
-  while (!shown.has(id)) {
+export async function reveal(id, from, gone = false) {
+  // A quote that says its message is gone: only what is on screen is looked at.
+  while (!shown.has(id) && !gone) {
     // The list's own loading (a scroll) finishes first: one page at a time.
     while (older.loading) await new Promise((r) => requestAnimationFrame(r));
     older.loading = true;
@@ -71,7 +72,7 @@ export async function reveal(id, from) {
   }
   const entry = shown.get(id);
   if (!entry) {
-    if (from) note(from.closest('.msg') || from, 'That message is no longer kept.');
+    if (from) note(from.closest('.msg') || from, gone ? 'That message was deleted.' : 'That message is no longer kept.');
     return false;
   }
   entry.li.scrollIntoView({ block: 'center' });

@@ -56,6 +56,9 @@ function setContext(c) {
   const text = $('context-text');
   if (c.edit) text.textContent = 'Editing your message';
   else text.textContent = `Reply to ${c.reply.name}: ${c.reply.text.split('\n')[0] || 'photo'}`;
+  // The photo it answers, small, as the quote will show it.
+  bar.querySelector('img')?.remove();
+  if (c.reply?.photo) text.before(Object.assign(document.createElement('img'), { src: `/media/${c.reply.photo}`, alt: '' }));
   input.focus();
 }
 
@@ -117,11 +120,17 @@ export function initComposer() {
     if (context?.edit) {
       const { edit: id, was } = context;
       if (!text.trim()) return;
-      actions((a) => a.edit(id, text));
       input.value = was || '';
       store.set(DRAFT_KEY, input.value);
       setContext(null);
       autosize();
+      // Not saved (no network, too late): the new text comes back to the box, not lost.
+      actions((a) => a.edit(id, text)).catch(() => false).then((saved) => {
+        if (saved) return;
+        setContext({ edit: id, was: input.value });
+        input.value = text;
+        autosize();
+      });
       return;
     }
     const chosen = files.module ? files.module.takeChosen() : [];

@@ -1,6 +1,6 @@
 // lanchat's page, as modules: env (shared helpers, limits), render (a bubble),
 // timeline (the list), notice (what is new, and where the reader was), moderation
-// (the host's menu), stream (the events, shared by tabs), outbox (sending), files
+// (the host's menu, at its first use), stream (the events, shared by tabs), outbox (sending), files
 // (photos, loaded when first needed), viewer (a tapped photo), actions (react, reply, edit, delete: a
 // message's menu), search (finding a message), composer (the box), portal (the
 // hotspot's sheet). Without JavaScript the form still posts, the page reloads, and a frame
@@ -9,20 +9,18 @@
 // The newest messages come first: the page asks for them while it is parsed
 // (preloaded, as are the three modules that show them), and everything else loads
 // after they are on screen.
-import { $, isHost, loadFiles, store } from './env.js';
+import { $, loadFiles, store } from './env.js';
 import { loadHistory } from './timeline.js';
 
 document.documentElement.classList.add('js');
 $('name').value = store.get('lanchat.name') || '';
 await loadHistory();
-// The host's menu and the hotspot's sheet are fetched only by the pages that show them.
+// The hotspot's sheet is fetched only by the pages that show it.
 const wanted = ['notice', 'stream', 'outbox', 'composer'];
-if (isHost) wanted.push('moderation');
 if (new URLSearchParams(location.search).has('portal')) wanted.push('portal');
 const m = Object.fromEntries(await Promise.all(wanted.map(async (name) => [name, await import(`./${name}.js`)])));
 m.notice.welcome();
 m.notice.initPrefs();
-m.moderation?.initModeration();
 m.composer.initComposer();
 m.portal?.initPortal();
 m.stream.elect();

@@ -1,18 +1,13 @@
-// The moderator's menu on each message (only with the moderator's cookie): which
-// device sent it, delete it, or mute whoever sent it (by address and device). Each
-// action is checked by the server.
-import { emit, isHost, limits, on, refusal } from './env.js';
+// The moderator's menu on each message (its button is there only with the
+// moderator's cookie: render.js; this loads at its first use): which device sent
+// it, delete it, or mute whoever sent it (by address and device). Each action is
+// checked by the server.
+import { emit, limits, refusal } from './env.js';
 import { note } from './render.js';
 import { shown } from './timeline.js';
 
-/** The menus on every message, now and as they come, for the host. */
-export function initModeration() {
-  if (!isHost) return;
-  for (const { m, li } of shown.values()) moderation(li, m);
-  on('shown', (m, li) => moderation(li, m));
-  addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAll(); });
-  addEventListener('pointerdown', (e) => { if (!e.target.closest('.mod-actions, .mod-toggle')) closeAll(); });
-}
+addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAll(); });
+addEventListener('pointerdown', (e) => { if (!e.target.closest('.mod-actions, .mod-toggle')) closeAll(); });
 
 function closeAll() {
   for (const menu of document.querySelectorAll('.mod-actions:not([hidden])')) {
@@ -21,15 +16,19 @@ function closeAll() {
   }
 }
 
-/** Adds the moderator's menu to a message. */
-function moderation(li, m) {
+/** Opens (or closes) the moderator's menu of message `li`, made at its first use. */
+export function toggle(li) {
+  const menu = li.querySelector('.mod-actions') || make(li);
+  if (!menu) return;
+  menu.hidden = !menu.hidden;
+  li.querySelector('.mod-toggle').setAttribute('aria-expanded', String(!menu.hidden));
+}
+
+function make(li) {
+  const m = shown.get(li.dataset.id)?.m;
+  if (!m) return null;
   const id = m.id;
-  const toggle = document.createElement('button');
-  toggle.type = 'button';
-  toggle.className = 'mod-toggle';
-  toggle.textContent = '⚑';
-  toggle.setAttribute('aria-label', 'Moderate this message');
-  toggle.setAttribute('aria-expanded', 'false');
+  const button = li.querySelector('.mod-toggle');
   const menu = document.createElement('div');
   menu.className = 'mod-actions';
   menu.hidden = true;
@@ -39,7 +38,7 @@ function moderation(li, m) {
     b.textContent = label;
     b.addEventListener('click', async () => {
       menu.hidden = true;
-      toggle.setAttribute('aria-expanded', 'false');
+      button.setAttribute('aria-expanded', 'false');
       const reason = await run();
       if (reason) note(li, reason);
     });
@@ -68,12 +67,8 @@ function moderation(li, m) {
       return res === true ? `Sender muted for ${minutes} minutes` : res;
     }),
   );
-  toggle.addEventListener('click', () => {
-    menu.hidden = !menu.hidden;
-    toggle.setAttribute('aria-expanded', String(!menu.hidden));
-  });
-  li.querySelector('.meta').append(toggle);
   li.append(menu);
+  return menu;
 }
 
 /** A moderator's request: `true` when done, else the reason to show. */

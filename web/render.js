@@ -1,7 +1,7 @@
 // A message as a bubble: as it now stands (edited, deleted, its reactions, what it
 // answers). Everything from the network is set as text (textContent, attributes),
 // never parsed as HTML.
-import { limits, tag } from './env.js';
+import { isHost, limits, tag } from './env.js';
 
 const hhmm = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
@@ -63,6 +63,16 @@ export function bubble(m, classes) {
     act.setAttribute('aria-haspopup', 'menu');
     act.addEventListener('click', () => actions((a) => a.menu(li)));
     meta.append(act);
+    if (isHost) {
+      const mod = document.createElement('button');
+      mod.type = 'button';
+      mod.className = 'mod-toggle';
+      mod.textContent = '⚑';
+      mod.setAttribute('aria-label', 'Moderate this message');
+      mod.setAttribute('aria-expanded', 'false');
+      mod.addEventListener('click', () => import('./moderation.js').then((md) => md.toggle(li)));
+      meta.append(mod);
+    }
     li.addEventListener('contextmenu', (e) => {
       if (e.target.closest('a, .reactions')) return;
       e.preventDefault();
@@ -125,7 +135,7 @@ export function quoteOf(q) {
   }
   b.append(who, what);
   b.setAttribute('aria-label', q.gone || q.missing ? `Reply to a ${what.textContent}` : `Reply to ${q.name}: ${what.textContent}. Show it`);
-  b.addEventListener('click', () => import('./changes.js').then((c) => c.reveal(q.id, b)));
+  b.addEventListener('click', () => import('./changes.js').then((c) => c.reveal(q.id, b, q.gone || q.missing)));
   return b;
 }
 

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launch, phone, post, screenshots, startServer, until } from './harness.mjs';
+import { photo } from './photo-fixture.mjs';
 
 let browser;
 let server;
@@ -88,6 +89,18 @@ test('a reply shows its quote on the other phone, and a tap on it goes to an ori
   assert.equal(await quote.locator('.q-text').textContent(), 'Where do we meet?');
   assert.equal(await bo.locator('#context').isHidden(), true, 'the box answers nothing more');
   await shot(ana, 'reply');
+
+  // A photo answered: its thumbnail in the box and in the quote.
+  await ana.setInputFiles('#attach', { name: 'gate.jpg', mimeType: 'image/jpeg', buffer: await photo(ana) });
+  await ana.locator('#attached .chip', { hasText: 'gate.jpg' }).waitFor();
+  await say(ana, 'this gate');
+  await (await menu(bo, 'this gate')).locator('[role=menuitem]', { hasText: 'Reply' }).click();
+  assert.equal(await bo.locator('#context-text').textContent(), 'Reply to Ana: this gate');
+  assert.match(await bo.locator('#context img').getAttribute('src'), /^\/media\/[0-9a-f]{32}$/);
+  await say(bo, 'the red one?');
+  const thumb = bubble(ana, 'the red one?').locator('.quote img');
+  await thumb.waitFor();
+  assert.equal(await thumb.evaluate((img) => img.complete && img.naturalWidth > 0), true, 'the thumbnail loads');
 
   // An original far up: a new phone sees the reply at the end, taps its quote, and
   // is taken up 200 messages to it.
@@ -196,6 +209,18 @@ test('a device edits and deletes its own message, and another device cannot (403
     return [await ask('edit', { message: 'Meet at 9' }), await ask('delete', {})];
   }, id);
   assert.deepEqual(refused, [[403, 'not_your_message'], [403, 'not_your_message']]);
+
+  // An edit that cannot reach the server is not lost: the text comes back to the box.
+  await ana.route('**/edit', (route) => route.abort());
+  await (await menu(ana, 'Meet at 6')).locator('[role=menuitem]', { hasText: 'Edit' }).click();
+  await ana.fill('#message', 'Meet at 6:30');
+  await ana.locator('#composer [type=submit]').click();
+  await bubble(ana, 'Meet at 6').locator('.problem', { hasText: 'Not edited' }).waitFor();
+  assert.equal(await ana.inputValue('#message'), 'Meet at 6:30');
+  assert.equal(await ana.locator('#context-text').textContent(), 'Editing your message');
+  await ana.locator('#context-close').click();
+  assert.equal(await ana.inputValue('#message'), '');
+  await ana.unroute('**/edit');
 
   // Ana fixes it: the text goes into the box, Send saves it; everyone sees "edited".
   const mine = await menu(ana, 'Meet at 6');
