@@ -51,9 +51,32 @@ export async function open() {
     } catch { found = null; }
     if (mine !== asked) return; // a newer search is under way
     if (!found) { status.textContent = 'The search did not work; try again.'; return; }
-    const n = found.messages.length;
-    status.textContent = n ? `${n}${found.more ? '+' : ''} found, newest first` : 'Nothing found';
+    show(found, 0);
+  };
+  /** Shows what a search found (after `before` ones already shown), and a way on when it stopped early. */
+  const show = (found, before) => {
+    const n = before + found.messages.length;
+    status.textContent = n ? `${n}${found.more ? '+' : ''} found, newest first` : (found.more ? 'Nothing found yet' : 'Nothing found');
     for (const m of found.messages) results.append(result(m));
+    if (!found.more) return;
+    // A long history is searched in parts: the rest, older, on request.
+    const li = document.createElement('li');
+    const on = document.createElement('button');
+    on.type = 'button';
+    on.className = 'more';
+    on.textContent = 'Search older messages';
+    on.addEventListener('click', async () => {
+      on.disabled = true;
+      const mine = asked;
+      try {
+        const res = await fetch(`/messages?q=${encodeURIComponent(input.value.trim())}&before=${encodeURIComponent(found.next)}`, { headers: { Accept: 'application/json' } });
+        if (!res.ok || mine !== asked) return;
+        li.remove();
+        show(await res.json(), n);
+      } catch { on.disabled = false; }
+    });
+    li.append(on);
+    results.append(li);
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(ask, TYPING_MS); });
   input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { clearTimeout(timer); ask(); } });

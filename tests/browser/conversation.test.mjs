@@ -254,10 +254,7 @@ test('a search with accents and capitals finds a message 3,000 back and opens th
   const big = await startServer(['--history', '5000', '--backlog', '50']);
   try {
     await post(big, 'Le WiFi du café: mot de passe Tür-7', 'Host');
-    // Sent in parallel, a few at a time: order does not matter, only that they come after.
-    for (let i = 0; i < 3000; i += 20) {
-      await Promise.all(Array.from({ length: 20 }, (_, j) => post(big, `message ${i + j}`, 'Crowd')));
-    }
+    for (let i = 0; i < 3000; i += 1) await post(big, `message ${i}`, 'Crowd');
     const page = await open('Gil', lanOf(big));
     await page.locator('#search-open').click();
     await page.fill('.search input', 'wïfi CAFE');
@@ -265,6 +262,16 @@ test('a search with accents and capitals finds a message 3,000 back and opens th
     await result.waitFor();
     assert.equal(await page.locator('.search .results li').count(), 1);
     await shot(page, 'search');
+    // Many found: the newest 50, then more on request.
+    await page.fill('.search input', 'MESSAGE');
+    await until(() => page.locator('.search .results .text').count(), 50);
+    assert.equal(await page.locator('.search [role=status]').textContent(), '50+ found, newest first');
+    assert.equal(await page.locator('.search .results .text').first().textContent(), 'message 2999');
+    await page.locator('.search .more').click();
+    assert.equal(await until(() => page.locator('.search .results .text').count(), 100), 100);
+    assert.equal(await page.locator('.search .results .text').nth(50).textContent(), 'message 2949');
+    await page.fill('.search input', 'wïfi CAFE');
+    await result.waitFor();
     await result.click();
     await page.locator('.search').waitFor({ state: 'detached' });
     const found = bubble(page, 'Le WiFi du café');
