@@ -160,7 +160,15 @@ impl History {
                     history.push(id, Kept::message(message, None));
                 }
                 change => {
-                    history.change(id, &change);
+                    // Kept even when it changes nothing here (the file holds its
+                    // message already folded, or no longer): a page that had the
+                    // message before the restart is still owed its event.
+                    if history.change(id, &change).is_none() {
+                        let target = change.target().and_then(|t| t.parse().ok());
+                        if let (Some(frame), Some(target)) = (frames::change(&change), target) {
+                            history.push(id, Kept::Change { frame, target });
+                        }
+                    }
                 }
             }
         }
