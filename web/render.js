@@ -55,23 +55,21 @@ export function bubble(m, classes) {
   if (m.id) {
     // What can be done with it (react, reply, edit or delete one's own): a menu, on
     // hover, a long press or the keyboard; its code loads at the first use.
-    const act = document.createElement('button');
-    act.type = 'button';
-    act.className = 'act';
-    act.textContent = '⋯';
-    act.setAttribute('aria-label', 'Message actions');
-    act.setAttribute('aria-haspopup', 'menu');
-    act.addEventListener('click', () => actions((a) => a.menu(li)));
-    meta.append(act);
+    const button = (className, text, label, run) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = className;
+      b.textContent = text;
+      b.setAttribute('aria-label', label);
+      b.addEventListener('click', run);
+      meta.append(b);
+      return b;
+    };
+    button('act', '⋯', 'Message actions', () => actions((a) => a.menu(li))).setAttribute('aria-haspopup', 'menu');
+    // The host's menu: only on the page of whoever opened the moderator link.
     if (isHost) {
-      const mod = document.createElement('button');
-      mod.type = 'button';
-      mod.className = 'mod-toggle';
-      mod.textContent = '⚑';
-      mod.setAttribute('aria-label', 'Moderate this message');
-      mod.setAttribute('aria-expanded', 'false');
-      mod.addEventListener('click', () => import('./moderation.js').then((md) => md.toggle(li)));
-      meta.append(mod);
+      button('mod-toggle', '⚑', 'Moderate this message', () => import('./moderation.js').then((md) => md.toggle(li)))
+        .setAttribute('aria-expanded', 'false');
     }
     li.addEventListener('contextmenu', (e) => {
       if (e.target.closest('a, .reactions')) return;

@@ -124,15 +124,7 @@ pub async fn read_body(req: &mut Request, limit: usize, config: &Config) -> Resu
 /// `--backlog`) messages before `before` in history, oldest first, as `{"messages":[…],"more":bool}`, for a page
 /// scrolled up past the first it shows; `more` says whether older ones are kept.
 pub async fn older(req: &Request, registry: &Handle, backlog: usize) -> Result<Response, Error> {
-    let before = match query(req, "before") {
-        None => None,
-        Some(id) => Some(id.parse::<Id>().map_err(|_| {
-            Error::BadRequest(
-                "bad_query",
-                "before must be a message id such as 1795560292000417-41",
-            )
-        })?),
-    };
+    let before = before(req)?;
     let limit = match query(req, "limit") {
         // A page's first look is what a new stream would replay (`--backlog`).
         None if before.is_none() => backlog.clamp(1, OLDER_MAX),
@@ -154,6 +146,20 @@ pub async fn older(req: &Request, registry: &Handle, backlog: usize) -> Result<R
     }
     let body = serde_json::json!({ "messages": messages, "more": more });
     Ok(json(body.to_string()))
+}
+
+/// The `before` of a request for messages: the id they come before, if any.
+pub fn before(req: &Request) -> Result<Option<Id>, Error> {
+    query(req, "before")
+        .map(|id| {
+            id.parse::<Id>().map_err(|_| {
+                Error::BadRequest(
+                    "bad_query",
+                    "before must be a message id such as 1795560292000417-41",
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `GET /limits`: what the page checks before it sends, as the server counts it, so

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use http_types::headers::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use http_types::{Request, Response, StatusCode};
 
+use crate::client::ClientKey;
 use crate::error::Error;
 use crate::http::conn::Shared;
 use crate::message::{self, Draft, Id, MAX_FORM_BYTES};
 use crate::registry::{is_reaction, Act, ActRefused, Acted, Refused};
 
-use super::access::{query, same_origin};
-use super::chat::read_body;
+use super::access::same_origin;
+use super::chat::{before, read_body};
 use super::wants_json;
 
 /// A reaction's or a deletion's body: a device secret, a name and an emoji.
@@ -36,35 +37,31 @@ pub async fn react(
     req: Request,
     id: &str,
     shared: &Shared,
-    client: crate::client::ClientKey,
+    client: ClientKey,
 ) -> Result<Response, Error> {
-    let (target, fields, mut req) = read(req, id, SMALL_BODY_BYTES, shared).await?;
-    let emoji = field(&fields, "emoji").unwrap_or_default();
-    if !is_reaction(emoji) {
-        return Err(Error::BadRequest(
-            "bad_reaction",
-            "the reaction must be one of \u{1f44d} \u{2764}\u{fe0f} \u{1f602} \u{1f62e} \u{1f622} \u{1f64f}",
-        ));
-    }
-    let on = match field(&fields, "on") {
-        None | Some("1") => true,
-        Some("0") => false,
-        Some(_) => return Err(Error::BadRequest("bad_reaction", "on must be 1 or 0")),
-    };
-    let name = Draft::new(field(&fields, "name").unwrap_or_default(), "-")
-        .map_err(Error::Invalid)?
-        .name;
-    let device = device(&fields, shared)?;
-    let act = Act::React {
-        emoji: emoji.to_string(),
-        on,
-        name,
-    };
-    let done = shared
-        .registry
-        .act(target, device.clone(), act, client)
-        .await;
-    answer(&mut req, &device, done, shared)
+    change(req, id, SMALL_BODY_BYTES, shared, client, |fields| {
+        let emoji = field(fields, "emoji").unwrap_or_default();
+        if !is_reaction(emoji) {
+            return Err(Error::BadRequest(
+                "bad_reaction",
+                "the reaction must be one of \u{1f44d} \u{2764}\u{fe0f} \u{1f602} \u{1f62e} \u{1f622} \u{1f64f}",
+            ));
+        }
+        let on = match field(fields, "on") {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(_) => return Err(Error::BadRequest("bad_reaction", "on must be 1 or 0")),
+        };
+        let name = Draft::new(field(fields, "name").unwrap_or_default(), "-")
+            .map_err(Error::Invalid)?
+            .name;
+        Ok(Act::React {
+            emoji: emoji.to_string(),
+            on,
+            name,
+        })
+    })
+    .await
 }
 
 /// `POST /message/<id>/edit`: `message` (the new text) and `device`.
@@ -72,17 +69,15 @@ pub async fn edit(
     req: Request,
     id: &str,
     shared: &Shared,
-    client: crate::client::ClientKey,
+    client: ClientKey,
 ) -> Result<Response, Error> {
-    let (target, fields, mut req) = read(req, id, MAX_FORM_BYTES, shared).await?;
-    let text = message::valid_text(field(&fields, "message").unwrap_or_default())
-        .map_err(Error::Invalid)?;
-    let device = device(&fields, shared)?;
-    let done = shared
-        .registry
-        .act(target, device.clone(), Act::Edit { text }, client)
-        .await;
-    answer(&mut req, &device, done, shared)
+    change(req, id, MAX_FORM_BYTES, shared, client, |fields| {
+        let text = message::valid_text(field(fields, "message").unwrap_or_default());
+        Ok(Act::Edit {
+            text: text.map_err(Error::Invalid)?,
+        })
+    })
+    .await
 }
 
 /// `POST /message/<id>/delete`: `device`. The host's deletion is `DELETE`.
@@ -90,15 +85,33 @@ pub async fn delete(
     req: Request,
     id: &str,
     shared: &Shared,
-    client: crate::client::ClientKey,
+    client: ClientKey,
 ) -> Result<Response, Error> {
-    let (target, fields, mut req) = read(req, id, SMALL_BODY_BYTES, shared).await?;
+    change(req, id, SMALL_BODY_BYTES, shared, client, |_| {
+        Ok(Act::Delete)
+    })
+    .await
+}
+
+/// A change to the message `id`, by the device whose secret the form (of at most
+/// `limit` bytes) carries: what `make` reads from the form, asked of the registry.
+async fn change(
+    req: Request,
+    id: &str,
+    limit: usize,
+    shared: &Shared,
+    client: ClientKey,
+    make: impl FnOnce(&[(String, String)]) -> Result<Act, Error>,
+) -> Result<Response, Error> {
+    let (target, fields, mut req) = read(req, id, limit, shared).await?;
+    let act = make(&fields)?;
     let device = device(&fields, shared)?;
+    let deleting = act == Act::Delete;
     let done = shared
         .registry
-        .act(target, device.clone(), Act::Delete, client)
+        .act(target, device.clone(), act, client)
         .await;
-    if done.is_ok() {
+    if deleting && done.is_ok() {
         crate::info!("message {target} was deleted by its sender");
     }
     answer(&mut req, &device, done, shared)
@@ -207,15 +220,7 @@ pub async fn search(req: &Request, q: &str, shared: &Shared) -> Result<Response,
     if words.is_empty() {
         return Err(Error::BadRequest("bad_query", "q must have a word to find"));
     }
-    let mut before = match query(req, "before") {
-        None => None,
-        Some(id) => Some(id.parse::<Id>().map_err(|_| {
-            Error::BadRequest(
-                "bad_query",
-                "before must be a message id such as 1795560292000417-41",
-            )
-        })?),
-    };
+    let mut before = before(req)?;
     let start = Instant::now();
     let mut messages = Vec::new();
     loop {
