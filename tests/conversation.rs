@@ -240,3 +240,29 @@ fn a_reply_carries_what_it_answers_and_search_finds_words_case_and_accents_aside
         );
     }
 }
+
+#[test]
+fn a_message_its_sender_takes_back_takes_its_photos_with_it() {
+    let server = TestServer::start();
+    let addr = server.addr;
+    let body = multipart(
+        &[("message", "my room"), ("device", ANA)],
+        &[("a.jpg", "image/jpeg", &jpeg(1000))],
+    );
+    let res = upload(addr, &body, &[]);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let m = json(&res.body);
+    let photo = format!("/media/{}", m["files"][0]["id"].as_str().unwrap());
+    assert_eq!(get(addr, &photo).status, 200);
+    let id = m["id"].as_str().unwrap();
+    let gone = form(
+        addr,
+        &format!("/message/{id}/delete"),
+        &format!("device={ANA}"),
+    );
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    assert_eq!(get(addr, &photo).status, 410);
+    let page = json(&get(addr, "/messages").body);
+    assert_eq!(page["messages"][0]["files"], serde_json::Value::Null);
+    assert_eq!(page["messages"][0]["deleted"], true);
+}

@@ -164,15 +164,15 @@ pub fn quote(message: &Message) -> Quote {
     }
 }
 
-/// A reply whose message is gone quotes nothing of it; an edited one, its new text.
-/// Returns whether `reply` quoted `target`'s old state.
-pub fn requote(reply: &mut Message, target: &str, now: Option<&Message>) -> bool {
+/// A reply whose message is gone (`now` is `None`) quotes nothing of it; an edited
+/// one, its new text. Returns whether `reply` quoted `target`.
+pub fn requote(reply: &mut Message, target: &str, now: Option<&str>) -> bool {
     let Some(q) = reply.reply.as_mut().filter(|q| q.id == target) else {
         return false;
     };
     match now {
-        Some(m) if !m.deleted => q.text = crate::message::quote_of(&m.text),
-        _ => reply.unquote(),
+        Some(text) => q.text = crate::message::quote_of(text),
+        None => reply.unquote(),
     }
     true
 }
@@ -312,7 +312,7 @@ mod tests {
         };
         assert_eq!(reply.reply.as_ref().unwrap().text.chars().count(), 120);
         original.text = "fixed".into();
-        assert!(requote(&mut reply, "7-1", Some(&original)));
+        assert!(requote(&mut reply, "7-1", Some(&original.text)));
         assert_eq!(reply.reply.as_ref().unwrap().text, "fixed");
         assert!(!requote(&mut reply, "7-5", None), "another message");
         assert!(requote(&mut reply, "7-1", None));

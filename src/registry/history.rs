@@ -57,6 +57,9 @@ pub enum Kept {
         frame: Frame,
         /// The message it changed.
         target: Id,
+        /// A deletion: replayed to every page that comes back from before it, as
+        /// deletions always were; other changes only to pages that had their message.
+        deletion: bool,
     },
 }
 
@@ -166,7 +169,15 @@ impl History {
                     if history.change(id, &change).is_none() {
                         let target = change.target().and_then(|t| t.parse().ok());
                         if let (Some(frame), Some(target)) = (frames::change(&change), target) {
-                            history.push(id, Kept::Change { frame, target });
+                            let deletion = matches!(change, Record::Deletion(_));
+                            history.push(
+                                id,
+                                Kept::Change {
+                                    frame,
+                                    target,
+                                    deletion,
+                                },
+                            );
                         }
                     }
                 }
@@ -211,7 +222,14 @@ impl History {
     /// nothing: the message is not there, is deleted, or already so.
     pub fn change(&mut self, id: Id, record: &Record) -> Option<Changed> {
         let target: Id = record.target()?.parse().ok()?;
-        let at = self.position(target)?;
+        let Some(at) = self.position(target) else {
+            // Its message has left (a compaction kept the replies, not it): the
+            // replies still quote it as it was last.
+            if let Record::Edit(e) = record {
+                self.requote(0, &target.to_string(), Some(&e.text));
+            }
+            return None;
+        };
         let mut files = Vec::new();
         let message = match record {
             Record::Deletion(d) if !d.own => {
@@ -234,7 +252,11 @@ impl History {
             }
         };
         if matches!(record, Record::Deletion(_) | Record::Edit(_)) {
-            self.requote(at, &target.to_string(), message.as_ref());
+            let now = message
+                .as_ref()
+                .filter(|m| !m.deleted)
+                .map(|m| m.text.as_str());
+            self.requote(at + 1, &target.to_string(), now);
         }
         if let (Some(m), Some(cid)) = (&message, message.as_ref().and_then(|m| m.cid.as_ref())) {
             // Taken back: a page sending it again must not bring it back.
@@ -248,6 +270,7 @@ impl History {
             Kept::Change {
                 frame: frame.clone(),
                 target,
+                deletion: matches!(record, Record::Deletion(_)),
             },
         );
         Some(Changed {
@@ -258,9 +281,10 @@ impl History {
         })
     }
 
-    /// The replies after place `at` to the message `target` quote it as it now is.
-    fn requote(&mut self, at: usize, target: &str, now: Option<&Message>) {
-        for stored in self.ring.range_mut(at + 1..) {
+    /// The replies from place `from` on to the message `target` quote it as it now
+    /// is: `now`, its text, or `None`, deleted.
+    fn requote(&mut self, from: usize, target: &str, now: Option<&str>) {
+        for stored in self.ring.range_mut(from..) {
             if let Kept::Message { message, frame, .. } = &mut stored.kept {
                 if changes::requote(message, target, now) {
                     *frame = frames::message(message);
@@ -359,8 +383,8 @@ impl History {
     /// What a stream must be sent before live events, given the last id it saw
     /// (`None` or empty: a new page), in a sequence of `epoch` whose next id is
     /// `next_n`. A new page gets the newest `backlog` messages; a page that saw an
-    /// id still here gets exactly what came after it (less the changes to messages
-    /// it had not seen, which it gets as they now stand); any other id (unknown,
+    /// id still here gets exactly what came after it (less the reactions and edits
+    /// of messages it had not seen, which it gets as they now stand); any other id (unknown,
     /// another run's, older than the ring) gets a `reset` and every message kept.
     pub fn replay_after(
         &self,
@@ -399,11 +423,11 @@ impl History {
                         .iter()
                         .skip(after)
                         .filter_map(|s| match &s.kept {
-                            Kept::Change { target, .. }
-                                if target.epoch == epoch && target.n > n =>
-                            {
-                                None
-                            }
+                            Kept::Change {
+                                target,
+                                deletion: false,
+                                ..
+                            } if target.epoch == epoch && target.n > n => None,
                             kept => kept.frame().cloned(),
                         })
                         .collect()
@@ -582,12 +606,10 @@ mod tests {
         });
         let changed = h.change(Id { epoch: 77, n: 4 }, &d).unwrap();
         assert_eq!((changed.message, changed.files), (None, Vec::new()));
-        // A page that had it is told; one that had not seen it is not.
         assert_eq!(
-            ids(&h.replay_after(Some("77-2"), 77, 5, 10)),
+            ids(&h.replay_after(Some("77-1"), 77, 5, 10)),
             ["77-3", "delete"]
         );
-        assert_eq!(ids(&h.replay_after(Some("77-1"), 77, 5, 10)), ["77-3"]);
         assert_eq!(ids(&h.replay_after(None, 77, 5, 10)), ["77-1", "77-3"]);
         let texts: Vec<String> = h.recent(None, 10).into_iter().map(|m| m.text).collect();
         assert_eq!(texts, ["77-1", "77-3"]);

@@ -583,7 +583,7 @@ fn every_kind_of_change_is_one_record_and_reads_back_the_same_after_a_restart_an
         late.try_recv().unwrap(),
         Err(ActRefused::Refused(Refused::NotFound))
     );
-    let expected = vec![
+    let mut expected = vec![
         format!("{ana} \"wifi is Tür-8\" edited [\"4bo\", \"4dee\"] "),
         format!("{bo} \"thanks\" [] <{ana}:wifi is Tür-8"),
         format!("{gone} \"\" deleted [] "),
@@ -618,21 +618,25 @@ fn every_kind_of_change_is_one_record_and_reads_back_the_same_after_a_restart_an
         ["react", "react", "react", "react", "edit", "delete"]
     );
     // One that saw only Ana's is sent the rest as it stands, and the changes to
-    // hers: not the deletion of a message it never had.
+    // hers, not the reactions or edits of messages it never had (a deletion goes to
+    // every page that comes back from before it, as deletions always did).
+    let late = act(&mut r, &bo, "dee", thumbs(true, "dee"));
+    settle(&mut r);
+    assert!(late.try_recv().unwrap().is_ok());
     let after = r.history.replay_after(Some(&ana), 77, r.ids.next_n(), 100);
-    assert_eq!(
-        ids(&after),
-        [
-            &bo,
-            &gone,
-            &reply_to_gone,
-            "react",
-            "react",
-            "react",
-            "react",
-            "edit"
-        ]
-    );
+    let expected_after = [
+        bo.as_str(),
+        &gone,
+        &reply_to_gone,
+        "react",
+        "react",
+        "react",
+        "react",
+        "edit",
+        "delete",
+    ];
+    assert_eq!(ids(&after), expected_after);
+    expected[1] = format!("{bo} \"thanks\" [\"4dee\"] <{ana}:wifi is Tür-8");
     // A new page gets the messages as they stand, not the changes.
     assert_eq!(backlog(&r).len(), 4);
 
@@ -650,15 +654,16 @@ fn every_kind_of_change_is_one_record_and_reads_back_the_same_after_a_restart_an
         .replay_after(Some(&reply_to_gone), 77, again.ids.next_n(), 100);
     assert_eq!(
         ids(&after),
-        ["react", "react", "react", "react", "edit", "delete"]
+        ["react", "react", "react", "react", "edit", "delete", "react"]
     );
     // The deleted message's text is gone from the file.
     let file = std::fs::read_to_string(dir.join(crate::store::FILE_NAME)).unwrap();
     assert!(!file.contains("oops"), "{file}");
-    // Compacted to the newest two messages, what is kept reads the same.
-    let two = restart(2);
-    assert_eq!(standing(&two), expected[2..]);
-    assert_eq!(standing(&restart(2)), expected[2..], "after the compaction");
+    // Compacted to the newest three messages, what is kept reads the same.
+    assert_eq!(standing(&restart(3)), expected[1..]);
+    assert_eq!(standing(&restart(3)), expected[1..], "after the compaction");
+    // With two, the eight newest records (four a message) hold one message only.
+    assert_eq!(standing(&restart(2)), expected[3..]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
