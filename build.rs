@@ -1,6 +1,10 @@
-//! Gzips the text files of `web/` at build time into `$OUT_DIR/gz`, which
-//! `src/assets.rs` embeds beside the originals: phones get compressed pages, and the
-//! binary carries no compressor and spends no time compressing.
+//! Prepares the files of `web/` at build time, as they are served (scripts and style
+//! sheets without their comments and indentation, which are for their readers):
+//! `$OUT_DIR/gz` holds the gzip form of each text file, `$OUT_DIR/web` the files
+//! that do not shrink (the icons); `src/assets.rs` embeds both. Phones get
+//! compressed pages, the binary carries no compressor and each text once (a client
+//! that takes no gzip gets it inflated, see `src/assets.rs`), and no time is spent
+//! compressing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,9 +12,13 @@ use std::path::{Path, PathBuf};
 const COMPRESSIBLE: &[&str] = &["html", "js", "css", "svg", "json", "webmanifest", "txt"];
 
 fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gz");
-    let _ = fs::remove_dir_all(&out);
-    fs::create_dir_all(&out).expect("create $OUT_DIR/gz");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out = out_dir.join("gz");
+    let served = out_dir.join("web");
+    for dir in [&out, &served] {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).expect("create a folder in $OUT_DIR");
+    }
     println!("cargo:rerun-if-changed=web");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     // A lower bound for the time: a clock that reads earlier than the build is wrong
@@ -25,7 +33,7 @@ fn main() {
                 .map_or(0, |d| d.as_millis() as u64)
         });
     println!("cargo:rustc-env=LANCHAT_BUILT_MS={built_ms}");
-    walk(Path::new("web"), Path::new(""), &out);
+    walk(Path::new("web"), Path::new(""), &out, &served);
     tools_for_tests();
 }
 
@@ -131,25 +139,31 @@ fn without_css_comments(src: &[u8]) -> Vec<u8> {
     (lines.join("\n") + "\n").into_bytes()
 }
 
-fn walk(dir: &Path, rel: &Path, out: &Path) {
+fn walk(dir: &Path, rel: &Path, out: &Path, served: &Path) {
     let mut entries: Vec<_> = fs::read_dir(dir).expect("read web/").flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
         let rel = rel.join(entry.file_name());
         if path.is_dir() {
-            walk(&path, &rel, out);
+            walk(&path, &rel, out, served);
             continue;
         }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !COMPRESSIBLE.contains(&ext) {
-            continue;
-        }
         let mut raw = fs::read(&path).expect("read a web/ file");
         if ext == "js" {
             raw = without_comment_lines(&raw);
         } else if ext == "css" {
             raw = without_css_comments(&raw);
+        }
+        let plain = |raw: &[u8]| {
+            let target = served.join(&rel);
+            fs::create_dir_all(target.parent().expect("a file has a parent")).expect("mkdir");
+            fs::write(&target, raw).expect("write a served file");
+        };
+        if !COMPRESSIBLE.contains(&ext) {
+            plain(&raw);
+            continue;
         }
         let mut gz = Vec::new();
         zopfli::compress(
@@ -159,11 +173,13 @@ fn walk(dir: &Path, rel: &Path, out: &Path) {
             &mut gz,
         )
         .expect("gzip in memory");
-        // Only worth sending when it saves something.
+        // Only worth it when it saves something.
         if gz.len() < raw.len() {
             let target = out.join(&rel);
             fs::create_dir_all(target.parent().expect("a file has a parent")).expect("mkdir");
             fs::write(target, gz).expect("write gz");
+        } else {
+            plain(&raw);
         }
     }
 }

@@ -31,90 +31,78 @@ const SEARCH_TIME: Duration = Duration::from_secs(1);
 /// Longest query, in bytes.
 const MAX_QUERY_BYTES: usize = 200;
 
-/// `POST /message/<id>/react`: `emoji`, `on` (`1`, the default, or `0`), `device`,
-/// `name`.
-pub async fn react(
-    req: Request,
-    id: &str,
-    shared: &Shared,
-    client: ClientKey,
-) -> Result<Response, Error> {
-    change(req, id, SMALL_BODY_BYTES, shared, client, |fields| {
-        let emoji = field(fields, "emoji").unwrap_or_default();
-        if !is_reaction(emoji) {
-            return Err(Error::BadRequest(
-                "bad_reaction",
-                "the reaction must be one of \u{1f44d} \u{2764}\u{fe0f} \u{1f602} \u{1f62e} \u{1f622} \u{1f64f}",
-            ));
-        }
-        let on = match field(fields, "on") {
-            None | Some("1") => true,
-            Some("0") => false,
-            Some(_) => return Err(Error::BadRequest("bad_reaction", "on must be 1 or 0")),
-        };
-        let name = Draft::new(field(fields, "name").unwrap_or_default(), "-")
-            .map_err(Error::Invalid)?
-            .name;
-        Ok(Act::React {
-            emoji: emoji.to_string(),
-            on,
-            name,
-        })
-    })
-    .await
+/// Which change a route asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// `POST /message/<id>/react`: `emoji`, `on` (`1`, the default, or `0`),
+    /// `device`, `name`.
+    React,
+    /// `POST /message/<id>/edit`: `message` (the new text) and `device`.
+    Edit,
+    /// `POST /message/<id>/delete`: `device`. The host's deletion is `DELETE`.
+    Delete,
 }
 
-/// `POST /message/<id>/edit`: `message` (the new text) and `device`.
-pub async fn edit(
+/// A change to the message `id`, by the device whose secret the form carries. One
+/// function for the three (not one each): each async function is a state machine
+/// of its own in the binary.
+pub async fn change(
     req: Request,
     id: &str,
+    what: What,
     shared: &Shared,
     client: ClientKey,
 ) -> Result<Response, Error> {
-    change(req, id, MAX_FORM_BYTES, shared, client, |fields| {
-        let text = message::valid_text(field(fields, "message").unwrap_or_default());
-        Ok(Act::Edit {
-            text: text.map_err(Error::Invalid)?,
-        })
-    })
-    .await
-}
-
-/// `POST /message/<id>/delete`: `device`. The host's deletion is `DELETE`.
-pub async fn delete(
-    req: Request,
-    id: &str,
-    shared: &Shared,
-    client: ClientKey,
-) -> Result<Response, Error> {
-    change(req, id, SMALL_BODY_BYTES, shared, client, |_| {
-        Ok(Act::Delete)
-    })
-    .await
-}
-
-/// A change to the message `id`, by the device whose secret the form (of at most
-/// `limit` bytes) carries: what `make` reads from the form, asked of the registry.
-async fn change(
-    req: Request,
-    id: &str,
-    limit: usize,
-    shared: &Shared,
-    client: ClientKey,
-    make: impl FnOnce(&[(String, String)]) -> Result<Act, Error>,
-) -> Result<Response, Error> {
+    let limit = match what {
+        What::Edit => MAX_FORM_BYTES,
+        What::React | What::Delete => SMALL_BODY_BYTES,
+    };
     let (target, fields, mut req) = read(req, id, limit, shared).await?;
-    let act = make(&fields)?;
+    let act = act(what, &fields)?;
     let device = device(&fields, shared)?;
-    let deleting = act == Act::Delete;
     let done = shared
         .registry
         .act(target, device.clone(), act, client)
         .await;
-    if deleting && done.is_ok() {
+    if what == What::Delete && done.is_ok() {
         crate::info!("message {target} was deleted by its sender");
     }
     answer(&mut req, &device, done, shared)
+}
+
+/// What the form of a change asks.
+fn act(what: What, fields: &[(String, String)]) -> Result<Act, Error> {
+    match what {
+        What::React => {
+            let emoji = field(fields, "emoji").unwrap_or_default();
+            if !is_reaction(emoji) {
+                return Err(Error::BadRequest(
+                    "bad_reaction",
+                    "the reaction must be one of \u{1f44d} \u{2764}\u{fe0f} \u{1f602} \u{1f62e} \u{1f622} \u{1f64f}",
+                ));
+            }
+            let on = match field(fields, "on") {
+                None | Some("1") => true,
+                Some("0") => false,
+                Some(_) => return Err(Error::BadRequest("bad_reaction", "on must be 1 or 0")),
+            };
+            let name = Draft::new(field(fields, "name").unwrap_or_default(), "-")
+                .map_err(Error::Invalid)?
+                .name;
+            Ok(Act::React {
+                emoji: emoji.to_string(),
+                on,
+                name,
+            })
+        }
+        What::Edit => {
+            let text = message::valid_text(field(fields, "message").unwrap_or_default());
+            Ok(Act::Edit {
+                text: text.map_err(Error::Invalid)?,
+            })
+        }
+        What::Delete => Ok(Act::Delete),
+    }
 }
 
 /// The target and the form of a change, checked for its origin.

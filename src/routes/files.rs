@@ -188,7 +188,7 @@ fn page_file(req: &Request, path: &str) -> Result<Download, Error> {
     let fresh = not_modified(req, etag);
     let (status, bytes) = match fresh {
         true => (StatusCode::NotModified, None),
-        false => (StatusCode::Ok, Some(gzip.unwrap_or(asset.body))),
+        false => (StatusCode::Ok, Some(gzip.unwrap_or_else(|| asset.body()))),
     };
     // The headers are the same for every request: made once, with the table.
     Ok(Download {

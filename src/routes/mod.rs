@@ -286,9 +286,14 @@ pub async fn handle(req: Request, peer: Peer, shared: &Shared) -> Reply {
         // Boxed, as rare and larger than a post.
         Route::Delete => Box::pin(moderation::delete(req, &param, shared)).await,
         Route::Mute => Box::pin(moderation::mute(req, &param, shared)).await,
-        Route::React => Box::pin(conversation::react(req, &param, shared, client)).await,
-        Route::Edit => Box::pin(conversation::edit(req, &param, shared, client)).await,
-        Route::Retract => Box::pin(conversation::delete(req, &param, shared, client)).await,
+        Route::React | Route::Edit | Route::Retract => {
+            let what = match route {
+                Route::React => conversation::What::React,
+                Route::Edit => conversation::What::Edit,
+                _ => conversation::What::Delete,
+            };
+            Box::pin(conversation::change(req, &param, what, shared, client)).await
+        }
         Route::Portal => portal::let_in(&req, peer.client, shared),
     };
     Reply::response(result.unwrap_or_else(|e| e.into_response(json)))
