@@ -129,6 +129,8 @@ export function quoteOf(q) {
     img.src = `/media/${q.photo}`;
     img.alt = '';
     img.loading = 'lazy';
+    // Let go by the server to make room for newer files: the quote's words are enough.
+    img.addEventListener('error', () => img.remove(), { once: true });
     b.append(img);
   }
   b.append(who, what);
