@@ -2,15 +2,12 @@
 // (one of each kind per device; a second tap takes it back), reply, and for this
 // device's own message edit (for 15 minutes) or delete. The server checks each:
 // another device's message cannot be changed.
-import { device, learnTag, refusal, tag } from './env.js';
+import { device, learnTag, limits, refusal, tag } from './env.js';
 import { note } from './render.js';
 import { own, shown } from './timeline.js';
 import { reveal, styled, update } from './changes.js';
 import { edit as editInBox, replyTo } from './composer.js';
 
-export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
-/** As the server keeps it: a message can be edited this long after it was sent. */
-const EDIT_MS = 15 * 60 * 1000;
 
 const nameNow = () => document.getElementById('name').value.trim();
 
@@ -88,7 +85,7 @@ export async function menu(li) {
   if (!m.deleted) {
     const row = document.createElement('div');
     row.className = 'react-row';
-    for (const emoji of REACTIONS) {
+    for (const emoji of limits.reactions) {
       const given = isMine(m, emoji);
       const b = item(emoji, () => { close(); react(li, m.id, emoji, !given); });
       b.setAttribute('aria-label', `React ${emoji}`);
@@ -97,7 +94,8 @@ export async function menu(li) {
     }
     box.append(row);
     box.append(item('Reply', () => { close(); replyTo(m); }));
-    if (mine && Date.now() - m.time < EDIT_MS) box.append(item('Edit', () => { close(); editInBox(m); }));
+    // The server's window, by this phone's clock: the server has the last word.
+    if (mine && Date.now() - m.time < limits.edit_minutes * 60000) box.append(item('Edit', () => { close(); editInBox(m); }));
     if (mine) {
       const del = item('Delete', async () => {
         if (!del.dataset.sure) {

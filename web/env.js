@@ -76,6 +76,8 @@ export const limits = {
   max_upload: 16 * 1024 * 1024,
   inline_types: ['image/jpeg', 'image/png', 'image/webp', 'image/gif'],
   mute_minutes: 10,
+  reactions: ['👍', '❤️', '😂', '😮', '😢', '🙏'],
+  edit_minutes: 15,
 };
 export const limitsLoaded = fetch('/limits', { headers: { Accept: 'application/json' } })
   .then((res) => (res.ok ? res.json() : null))

@@ -25,12 +25,14 @@ export const uploads = (() => {
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   }));
+  // Done once the transaction is: a page reloaded right after finds what it wrote.
   const run = async (mode, act) => {
-    const objects = (await open()).transaction('uploads', mode).objectStore('uploads');
+    const tx = (await open()).transaction('uploads', mode);
     return new Promise((resolve, reject) => {
-      const req = act(objects);
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      const req = act(tx.objectStore('uploads'));
+      tx.oncomplete = () => resolve(req.result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
     });
   };
   return {
@@ -93,10 +95,11 @@ export function upload(fields, files, li, signal) {
 }
 
 /** The chips of the files chosen for the next message, kept as a draft across a reload. */
-function show() {
+async function show() {
   const ready = chosen.filter((f) => !f.failed);
-  // The flag tells a page that opens whether it needs this module for a draft.
-  if (ready.length) { uploads.put('draft', ready); store.set(DRAFT_FLAG, '1'); } else { uploads.del('draft'); store.remove(DRAFT_FLAG); }
+  // The flag tells a page that opens whether it needs this module for a draft. The
+  // chips show once the draft is kept: what shows survives a reload.
+  if (ready.length) { store.set(DRAFT_FLAG, '1'); await uploads.put('draft', ready); } else { store.remove(DRAFT_FLAG); uploads.del('draft'); }
   const box = $('attached');
   box.replaceChildren(...chosen.map((f, i) => {
     const chip = document.createElement('span');
@@ -138,7 +141,7 @@ export async function choose(picker) {
     }
     if (ready.failed) setTimeout(() => { chosen = chosen.filter((c) => c !== ready); show(); }, 5000);
     chosen.push(ready);
-    show();
+    await show();
   }
 }
 

@@ -172,6 +172,8 @@ pub fn limits(config: &Config) -> Response {
         "max_upload": config.max_upload,
         "inline_types": crate::media::INLINE,
         "mute_minutes": super::moderation::MUTE_MINUTES,
+        "reactions": crate::message::REACTIONS,
+        "edit_minutes": crate::message::EDIT_WINDOW.as_secs() / 60,
     });
     json(body.to_string())
 }

@@ -339,4 +339,7 @@ fn the_limits_the_page_needs_come_from_the_server() {
     assert_eq!(json["name_chars"], crate::message::MAX_NAME_CHARS);
     assert_eq!(json["inline_types"][0], "image/jpeg");
     assert_eq!(json["mute_minutes"], 10);
+    assert_eq!(json["reactions"][0], "\u{1f44d}");
+    assert_eq!(json["reactions"].as_array().unwrap().len(), 6);
+    assert_eq!(json["edit_minutes"], 15);
 }
