@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launch, phone, post, screenshots, startServer, until } from './harness.mjs';
+import { launch, phone, post, screenshots, setHidden, startServer, until } from './harness.mjs';
 import { photo } from './photo-fixture.mjs';
 
 let browser;
@@ -142,10 +142,7 @@ test('three devices react, one takes it back: counts right on every page, after 
     }
     for (const p of pages) assert.deepEqual(await until(() => chips(p, 'Pizza at 7?'), ['👍 3']), ['👍 3']);
     // A reaction is not news: Bo's hidden page counts nothing new for it.
-    await bo.evaluate(() => {
-      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
-      document.dispatchEvent(new Event('visibilitychange'));
-    });
+    await setHidden(bo, true);
     // Cy taps the chip: taken back.
     await chip(cy, 'Pizza at 7?', '👍').click();
     for (const p of pages) assert.deepEqual(await until(() => chips(p, 'Pizza at 7?'), ['👍 2']), ['👍 2']);

@@ -108,6 +108,15 @@ export const texts = (page) =>
 export const ids = (page) =>
   page.locator('#messages .msg[data-id]').evaluateAll((els) => els.map((e) => e.dataset.id));
 
+/** As the browser does when the tab goes to the background or comes back. */
+export async function setHidden(page, hidden) {
+  await page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
 /** Waits until `fn()` deep-equals `want` (or until `ms`), then returns its last value. */
 export async function until(fn, want, ms = 10000) {
   const end = Date.now() + ms;

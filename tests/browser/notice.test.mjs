@@ -4,7 +4,7 @@
 // browser has them (not on a LAN address over http).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { desktop, launch, phone, post, startServer, until } from './harness.mjs';
+import { desktop, launch, phone, post, setHidden, startServer, until } from './harness.mjs';
 
 let browser;
 let server;
@@ -41,14 +41,6 @@ async function open(options = phone, url = lan) {
   return page;
 }
 
-/** As the browser does when the tab goes to the background or comes back. */
-async function setHidden(page, hidden) {
-  await page.evaluate((h) => {
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
-    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
-    document.dispatchEvent(new Event('visibilitychange'));
-  }, hidden);
-}
 
 const icon = (page) => page.locator('link[rel="icon"]').first().getAttribute('href');
 

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launch, phone, post, screenshots, startServer, until } from './harness.mjs';
+import { launch, phone, post, screenshots, setHidden, startServer, until } from './harness.mjs';
 import { photo } from './photo-fixture.mjs';
 
 let browser;
@@ -33,14 +33,6 @@ async function open(options = small, url = lan) {
   return page;
 }
 
-/** As the browser does when the tab goes to the background or comes back. */
-async function setHidden(page, hidden) {
-  await page.evaluate((h) => {
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
-    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
-    document.dispatchEvent(new Event('visibilitychange'));
-  }, hidden);
-}
 
 const bubble = (page, text) => page.locator('.msg[data-id]', { hasText: text });
 const send = (page) => page.locator('#composer [type=submit]').click();
